@@ -1,0 +1,68 @@
+package ptb
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/go-pmtud/go-pmtud/internal/drop"
+)
+
+// parse4 validates the outer IPv4 header (RFC 791) and hands the ICMP
+// message on. pkt[0]>>4 is 4.
+func parse4(pkt []byte, lim *Limits, m *Message) drop.Reason {
+	m.Family = 4
+	if len(pkt) < 20 {
+		return drop.Truncated
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < 20 {
+		return drop.BadIPHeader
+	}
+	if len(pkt) < ihl {
+		return drop.Truncated
+	}
+	total := int(binary.BigEndian.Uint16(pkt[2:]))
+	if total < ihl || total > len(pkt) {
+		return drop.BadIPHeader
+	}
+	if Checksum(pkt[:ihl], 0) != 0 {
+		return drop.BadIPHeader
+	}
+	pkt = pkt[:total] // drop link-layer padding
+	m.Src = netip.AddrFrom4([4]byte(pkt[12:16]))
+	m.Dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+	m.HopLimit = pkt[8]
+	m.Packet = pkt
+	// MF set or a non-zero offset: only the reassembled message could be
+	// checksummed, and the kernel reassembles before anyone should relay.
+	if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
+		return drop.Fragment
+	}
+	if pkt[9] != protoICMPv4 {
+		return drop.NotICMP
+	}
+	return parseICMP4(pkt[ihl:], lim, m)
+}
+
+// parseInner4 decodes the quoted IPv4 packet q (at least one byte, version 4
+// already checked) into m.Inner. Options are skipped by IHL; lengths and
+// checksums are not checked because the quote is usually cut short.
+func parseInner4(q []byte, m *Message) drop.Reason {
+	if len(q) < 20 {
+		return drop.InnerTruncated
+	}
+	ihl := int(q[0]&0x0f) * 4
+	if ihl < 20 {
+		return drop.InnerBadHeader
+	}
+	if len(q) < ihl {
+		return drop.InnerTruncated
+	}
+	f := &m.Inner
+	f.Src = netip.AddrFrom4([4]byte(q[12:16]))
+	f.Dst = netip.AddrFrom4([4]byte(q[16:20]))
+	f.Proto = q[9]
+	// A non-first fragment's payload carries no transport header.
+	first := binary.BigEndian.Uint16(q[6:])&0x1fff == 0
+	return quotedL4(f, q[ihl:], first, 4)
+}
