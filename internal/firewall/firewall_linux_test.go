@@ -1,0 +1,176 @@
+package firewall
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"reflect"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// newNetNS creates a named network namespace with the ip tool and returns an
+// fd for it; the namespace is deleted when the test ends, pass or fail.
+// Nothing here enters the namespace: the fd is handed to nftables.
+func newNetNS(t *testing.T) int {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create a network namespace")
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "pmtudfw-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// tableState lists what the namespace holds of our table: whether it
+// exists, and the expressions of each rule in its chain.
+func tableState(t *testing.T, c *nftables.Conn) (bool, [][]expr.Any) {
+	t.Helper()
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	n := 0
+	for _, tab := range tables {
+		if tab.Name == TableName {
+			n++
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if n > 1 {
+		t.Fatalf("%d tables named %s", n, TableName)
+	}
+	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatalf("list chains: %v", err)
+	}
+	var rules [][]expr.Any
+	for _, ch := range chains {
+		if ch.Table.Name != TableName {
+			continue
+		}
+		if ch.Name != ChainName || ch.Type != nftables.ChainTypeFilter ||
+			*ch.Hooknum != *nftables.ChainHookPrerouting || *ch.Priority != *nftables.ChainPriorityRaw ||
+			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyAccept {
+			t.Errorf("unexpected chain %+v", ch)
+		}
+		rs, err := c.GetRules(table, ch)
+		if err != nil {
+			t.Fatalf("list rules: %v", err)
+		}
+		for _, r := range rs {
+			rules = append(rules, r.Exprs)
+		}
+	}
+	return true, rules
+}
+
+func TestTableInNetNS(t *testing.T) {
+	fd := newNetNS(t)
+	cfg := Config{Iface: "eth0", Group: 33, RatePerSecond: 500, Burst: 1000}
+	tab, err := New(cfg, nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]expr.Any{rule4Exprs(cfg), rule6Exprs(cfg)}
+	check := func(step string) {
+		t.Helper()
+		ok, rules := tableState(t, c)
+		if !ok {
+			t.Fatalf("%s: table %s missing", step, TableName)
+		}
+		if !reflect.DeepEqual(rules, want) {
+			t.Fatalf("%s: rules differ:\n got %d rules: %s\nwant %d rules", step, len(rules), dumpAll(rules), len(want))
+		}
+		if err := tab.Verify(); err != nil {
+			t.Fatalf("%s: Verify: %v", step, err)
+		}
+	}
+
+	if err := tab.Verify(); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Verify before Install = %v, want ErrNotInstalled", err)
+	}
+	if err := tab.Install(); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	check("first Install")
+	if err := tab.Install(); err != nil {
+		t.Fatalf("second Install: %v", err)
+	}
+	check("second Install")
+
+	// A stale table from a run with another config (and an extra rule):
+	// Install must replace it wholesale.
+	stale, _ := New(Config{Iface: "eth9", Group: 99}, nftables.WithNetNSFd(fd))
+	if err := stale.Install(); err != nil {
+		t.Fatal(err)
+	}
+	_, chain, rules := objects(Config{Group: 7})
+	c.AddRule(rules[0])
+	if err := c.Flush(); err != nil {
+		t.Fatalf("add extra rule: %v", err)
+	}
+	if err := tab.Verify(); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Verify with stale table = %v, want ErrNotInstalled", err)
+	}
+	if err := tab.Install(); err != nil {
+		t.Fatalf("Install over stale table: %v", err)
+	}
+	check("Install over stale table")
+
+	// Someone flushes our chain (a firewall reload): readiness must notice.
+	c.FlushChain(chain)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Verify(); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Verify after flush = %v, want ErrNotInstalled", err)
+	}
+
+	if err := tab.Remove(); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if ok, _ := tableState(t, c); ok {
+		t.Fatal("table still present after Remove")
+	}
+	if err := tab.Verify(); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Verify after Remove = %v, want ErrNotInstalled", err)
+	}
+	if err := tab.Remove(); err != nil {
+		t.Fatalf("second Remove: %v", err)
+	}
+}
+
+func dumpAll(rules [][]expr.Any) string {
+	s := ""
+	for _, r := range rules {
+		s += "\n  " + dump(r)
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+// Package firewall installs, verifies and removes the nftables table that
+// feeds go-pmtud: it copies every ICMPv4 fragmentation-needed (RFC 792,
+// RFC 1191) and ICMPv6 packet-too-big (RFC 4443 section 3.2) message that
+// arrives on the uplink to an NFLOG group, and accepts the packet unchanged.
+//
+// The whole table is go-pmtud's: nothing else is put in it and it is replaced
+// as a unit, so an operator's own tables are never touched.
+package firewall
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// TableName is the name of the inet table go-pmtud owns.
+const TableName = "go-pmtud"
+
+// ChainName is the name of the base chain in TableName.
+const ChainName = "prerouting"
+
+// Rule comments, also used to tell the rules apart when verifying.
+const (
+	comment4 = "go-pmtud: ICMPv4 frag-needed to nflog"
+	comment6 = "go-pmtud: ICMPv6 packet-too-big to nflog"
+)
+
+// Config says which packets to copy and where.
+type Config struct {
+	// Iface is the uplink the messages arrive on. Empty matches every
+	// interface. A trailing "*" matches a prefix, as in nft ("eth*").
+	Iface string
+	// Group is the NFLOG group the listener binds.
+	Group uint16
+	// RatePerSecond caps how many messages per second and family are copied
+	// to userspace; the excess is still accepted (the local kernel needs its
+	// own PTBs), only not logged. 0 means no limit.
+	RatePerSecond uint32
+	// Burst is the limit's bucket size in packets; 0 means RatePerSecond.
+	Burst uint32
+}
+
+func (c Config) validate() error {
+	if len(c.Iface) >= unix.IFNAMSIZ {
+		return fmt.Errorf("firewall: interface name %q is longer than %d bytes", c.Iface, unix.IFNAMSIZ-1)
+	}
+	if c.Iface == "*" {
+		return fmt.Errorf("firewall: interface %q: leave it empty to match every interface", c.Iface)
+	}
+	return nil
+}
+
+// ifaceExprs matches the input interface name, as `iifname "eth0"`.
+// An exact match compares the zero-padded IFNAMSIZ bytes, as nft does; a
+// prefix match ("eth*") compares only the prefix.
+func ifaceExprs(iface string) []expr.Any {
+	if iface == "" {
+		return nil
+	}
+	var data []byte
+	if prefix, ok := strings.CutSuffix(iface, "*"); ok {
+		data = []byte(prefix)
+	} else {
+		data = make([]byte, unix.IFNAMSIZ)
+		copy(data, iface)
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data},
+	}
+}
+
+// icmpExprs matches `meta nfproto <nfproto> meta l4proto <l4proto>` and the
+// ICMP type and code bytes. The kernel does not evaluate transport-header
+// payload on non-first fragments, so a fragment cannot fake a match.
+func icmpExprs(nfproto, l4proto, typ, code byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 1, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{code}},
+	}
+}
+
+// logExprs is the optional `limit rate R/second burst B packets` followed by
+// `log group N queue-threshold 1`. The threshold makes the kernel hand every
+// message to userspace at once instead of batching it for up to a second.
+func logExprs(cfg Config) []expr.Any {
+	var out []expr.Any
+	if cfg.RatePerSecond > 0 {
+		burst := cfg.Burst
+		if burst == 0 {
+			burst = cfg.RatePerSecond
+		}
+		out = append(out, &expr.Limit{
+			Type:  expr.LimitTypePkts,
+			Rate:  uint64(cfg.RatePerSecond),
+			Unit:  expr.LimitTimeSecond,
+			Burst: burst,
+		})
+	}
+	return append(out, &expr.Log{
+		Key:        1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_QTHRESHOLD,
+		Group:      cfg.Group,
+		QThreshold: 1,
+	})
+}
+
+// rule4Exprs is the IPv4 rule, equivalent to
+//
+//	nft add rule inet go-pmtud prerouting iifname "eth0" \
+//	    icmp type destination-unreachable icmp code frag-needed \
+//	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
+func rule4Exprs(cfg Config) []expr.Any {
+	out := ifaceExprs(cfg.Iface)
+	out = append(out, icmpExprs(unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, 3, 4)...)
+	return append(out, logExprs(cfg)...)
+}
+
+// rule6Exprs is the IPv6 rule, equivalent to
+//
+//	nft add rule inet go-pmtud prerouting iifname "eth0" \
+//	    icmpv6 type packet-too-big icmpv6 code 0 \
+//	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
+func rule6Exprs(cfg Config) []expr.Any {
+	out := ifaceExprs(cfg.Iface)
+	out = append(out, icmpExprs(unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, 2, 0)...)
+	return append(out, logExprs(cfg)...)
+}
+
+// objects returns the table, chain and rules for cfg, equivalent to
+//
+//	nft add table inet go-pmtud
+//	nft add chain inet go-pmtud prerouting \
+//	    '{ type filter hook prerouting priority raw; policy accept; }'
+//
+// followed by the two rules above. Raw priority (-300) runs before conntrack,
+// so the copy is taken whatever conntrack or later chains decide.
+func objects(cfg Config) (*nftables.Table, *nftables.Chain, []*nftables.Rule) {
+	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	policy := nftables.ChainPolicyAccept
+	chain := &nftables.Chain{
+		Name:     ChainName,
+		Table:    table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookPrerouting,
+		Priority: nftables.ChainPriorityRaw,
+		Policy:   &policy,
+	}
+	rules := []*nftables.Rule{
+		{Table: table, Chain: chain, Exprs: rule4Exprs(cfg), UserData: commentData(comment4)},
+		{Table: table, Chain: chain, Exprs: rule6Exprs(cfg), UserData: commentData(comment6)},
+	}
+	return table, chain, rules
+}
+
+func commentData(s string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, s)
+}
