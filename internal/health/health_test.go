@@ -1,0 +1,40 @@
+package health
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestReadinessFailsWithDetailWhileLivenessHolds(t *testing.T) {
+	c := New()
+	captureErr := errors.New("nflog socket closed")
+	c.Live("process", func() error { return nil })
+	c.Ready("capture", func() error { return captureErr })
+	c.Ready("firewall", func() error { return nil })
+	h := c.Handler()
+
+	if code, body := get(t, h, "/healthz"); code != 200 || !strings.Contains(body, "[+] process ok") {
+		t.Fatalf("healthz = %d %q", code, body)
+	}
+	code, body := get(t, h, "/readyz")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz = %d, want 503", code)
+	}
+	if !strings.Contains(body, "[-] capture: nflog socket closed") || !strings.Contains(body, "[+] firewall ok") {
+		t.Fatalf("readyz body lacks detail: %q", body)
+	}
+	captureErr = nil
+	if code, _ := get(t, h, "/readyz"); code != 200 {
+		t.Fatalf("readyz after recovery = %d", code)
+	}
+}
