@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what go-pmtud's lab and tests need on a fresh Debian/Ubuntu machine.
+# Idempotent: does nothing when everything is present. Run as root.
+set -euo pipefail
+
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v openssl >/dev/null 2>&1 || need+=(openssl) # kube-apiserver test certificates
+if [ ${#need[@]} -gt 0 ]; then
+	echo "setup: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		echo "setup: go is in /usr/local/go/bin; add it to PATH" >&2
+	else
+		echo "setup: Go 1.26 is required (https://go.dev/dl/)" >&2
+	fi
+	exit 1
+fi
+go mod download

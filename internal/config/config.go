@@ -1,0 +1,247 @@
+// Package config turns command-line flags and PMTUD_* environment variables
+// into a validated Config. It is pure: checks that need the system (does the
+// interface exist?) happen in the daemon.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/go-pmtud/go-pmtud/internal/policy"
+)
+
+// Transports go-pmtud can relay with.
+const (
+	TransportL2        = "l2"
+	TransportBroadcast = "broadcast"
+	TransportRouted    = "routed"
+)
+
+// Config is everything the daemon needs to know at start.
+type Config struct {
+	Peers          []netip.Addr
+	Iface          string // empty: the interface of the default route
+	NodeName       string
+	NFLOGGroup     uint16
+	MetricsAddress string
+	MetricsPort    int
+	HealthAddress  string
+	HealthPort     int
+	TTL            int
+	IgnoreNetworks []netip.Prefix
+	RelayFor       []netip.Prefix
+	Ports          []uint16
+
+	Transport   string
+	Firewall    string // "nftables" or "none"
+	CaptureRate uint32 // in-kernel pre-limit, packets/s before userspace; 0 = none
+	DryRun      bool
+	Strict      bool
+	LogFormat   string
+	LogLevel    string
+
+	Policy policy.Config
+
+	Kubernetes      string // "true", "false" or "auto"
+	Kubeconfig      string
+	NodeAddressType string
+	NodeSelector    string
+}
+
+// EnvName is the environment variable that sets flag name: PMTUD_ + upper snake case.
+func EnvName(flagName string) string {
+	return "PMTUD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse reads args (without the program name) over environment defaults
+// (getenv, normally os.Getenv). Flags win over the environment. Usage text
+// goes to usage. The error, if any, is one line fit for the operator.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	c := Config{Policy: policy.DefaultConfig()}
+	fs := flag.NewFlagSet("go-pmtud", flag.ContinueOnError)
+	// Errors come back as one line; the full usage only on -help.
+	fs.SetOutput(io.Discard)
+
+	fs.Func("peers", "comma-separated peer node addresses (IPv4 and/or IPv6) to relay to", addrList(&c.Peers))
+	fs.StringVar(&c.Iface, "iface", "", "uplink interface where PTBs arrive and l2/broadcast relays leave (empty: the interface of the default route)")
+	fs.StringVar(&c.NodeName, "nodename", "", "this node's name (Kubernetes: from the downward API); its own Node object is not a peer")
+	group := fs.Uint("nflog-group", 33, "NFLOG group the firewall rule logs to (0-65535)")
+	fs.StringVar(&c.MetricsAddress, "metrics-address", "", "address to serve Prometheus metrics on (empty: all)")
+	fs.IntVar(&c.MetricsPort, "metrics-port", 30040, "port to serve Prometheus metrics on (/metrics)")
+	fs.StringVar(&c.HealthAddress, "health-address", "", "address to serve /healthz and /readyz on (empty: all)")
+	fs.IntVar(&c.HealthPort, "health-port", 30041, "port to serve /healthz and /readyz on")
+	fs.IntVar(&c.TTL, "ttl", 64, "TTL / hop limit of relayed packets (routed transport; 1 keeps relays on the local segment)")
+	fs.Func("ignore-networks", "comma-separated CIDRs: PTBs from routers in these are never relayed", prefixList(&c.IgnoreNetworks))
+	fs.Func("relay-for", "comma-separated CIDRs: relay only PTBs about packets we sent from these (VIPs, pod and node ranges); empty: any", prefixList(&c.RelayFor))
+	fs.Func("ports", "comma-separated ports: relay only PTBs about packets sent from these source ports; empty: any", portList(&c.Ports))
+
+	fs.StringVar(&c.Transport, "transport", TransportRouted, "how to relay: l2 (unicast frames to peer MACs, shared L2), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric)")
+	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")
+	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s (0: no limit)")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "decide and count, but send nothing")
+	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	p := &c.Policy
+	fs.DurationVar(&p.DedupWindow, "dedup-window", p.DedupWindow, "drop a PTB identical (router, flow, MTU) to one relayed within this window")
+	fs.Float64Var(&p.FlowRate, "flow-rate", p.FlowRate, "relays per second per flow (router + quoted destination)")
+	fs.IntVar(&p.FlowBurst, "flow-burst", p.FlowBurst, "burst for --flow-rate")
+	fs.Float64Var(&p.SourceRate, "source-rate", p.SourceRate, "relays per second per router")
+	fs.IntVar(&p.SourceBurst, "source-burst", p.SourceBurst, "burst for --source-rate")
+	fs.Float64Var(&p.GlobalRate, "global-rate", p.GlobalRate, "relays per second in all (each becomes one frame per peer)")
+	fs.IntVar(&p.GlobalBurst, "global-burst", p.GlobalBurst, "burst for --global-rate")
+
+	fs.StringVar(&c.Kubernetes, "kubernetes", "auto", "discover peers from Kubernetes Node objects: true, false or auto (when running in a cluster)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
+	fs.StringVar(&c.NodeAddressType, "node-address-type", "InternalIP", "which Node address is a peer's address (InternalIP, ExternalIP, ...)")
+	fs.StringVar(&c.NodeSelector, "node-selector", "", "label selector limiting which Nodes are peers")
+
+	// The environment first, so that flags given on the command line win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, EnvName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(usage, "Usage: go-pmtud [flags]   (every flag also as PMTUD_<NAME>, e.g. PMTUD_NFLOG_GROUP)\n       go-pmtud lab [flags]\n\n")
+			fs.SetOutput(usage)
+			fs.PrintDefaults()
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *group > 65535 {
+		return c, fmt.Errorf("--nflog-group %d is out of range 0-65535", *group)
+	}
+	c.NFLOGGroup = uint16(*group)
+	if *captureRate > 1<<31 {
+		return c, fmt.Errorf("--capture-rate %d is too large", *captureRate)
+	}
+	c.CaptureRate = uint32(*captureRate)
+	c.Policy.IgnoreNetworks = c.IgnoreNetworks
+	c.Policy.RelayFor = c.RelayFor
+	c.Policy.Ports = c.Ports
+	return c, c.Validate()
+}
+
+// Validate checks values that flag parsing alone cannot.
+func (c Config) Validate() error {
+	switch c.Transport {
+	case TransportL2, TransportBroadcast, TransportRouted:
+	default:
+		return fmt.Errorf("--transport %q: want l2, broadcast or routed", c.Transport)
+	}
+	switch c.Firewall {
+	case "nftables", "none":
+	default:
+		return fmt.Errorf("--firewall %q: want nftables or none", c.Firewall)
+	}
+	switch c.Kubernetes {
+	case "true", "false", "auto":
+	default:
+		return fmt.Errorf("--kubernetes %q: want true, false or auto", c.Kubernetes)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.TTL < 1 || c.TTL > 255 {
+		return fmt.Errorf("--ttl %d is out of range 1-255", c.TTL)
+	}
+	for _, port := range []struct {
+		name string
+		v    int
+	}{{"--metrics-port", c.MetricsPort}, {"--health-port", c.HealthPort}} {
+		if port.v < 1 || port.v > 65535 {
+			return fmt.Errorf("%s %d is out of range 1-65535", port.name, port.v)
+		}
+	}
+	if c.MetricsPort == c.HealthPort && c.MetricsAddress == c.HealthAddress {
+		return errors.New("--metrics-port and --health-port must differ")
+	}
+	if c.Iface != "" && (len(c.Iface) > 15 || strings.ContainsAny(c.Iface, "/ \t")) {
+		return fmt.Errorf("--iface %q is not a valid interface name", c.Iface)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("rate limits: %v", err)
+	}
+	return nil
+}
+
+func addrList(dst *[]netip.Addr) func(string) error {
+	return func(s string) error {
+		*dst = nil
+		for _, f := range splitList(s) {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address", f)
+			}
+			*dst = append(*dst, a.Unmap())
+		}
+		return nil
+	}
+}
+
+func prefixList(dst *[]netip.Prefix) func(string) error {
+	return func(s string) error {
+		*dst = nil
+		for _, f := range splitList(s) {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				// A bare address is a host route: operators write it often enough.
+				a, aerr := netip.ParseAddr(f)
+				if aerr != nil {
+					return fmt.Errorf("%q is not a CIDR", f)
+				}
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			*dst = append(*dst, p.Masked())
+		}
+		return nil
+	}
+}
+
+func portList(dst *[]uint16) func(string) error {
+	return func(s string) error {
+		*dst = nil
+		for _, f := range splitList(s) {
+			n, err := strconv.ParseUint(f, 10, 16)
+			if err != nil || n == 0 {
+				return fmt.Errorf("%q is not a port (1-65535)", f)
+			}
+			*dst = append(*dst, uint16(n))
+		}
+		return nil
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
