@@ -1,0 +1,144 @@
+// Package relay is the packet path: every captured packet is parsed (ptb),
+// judged (policy) and, if it passes, fanned out to the peers (transport).
+// Everything is counted by the same drop reasons the decision returns.
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-pmtud/go-pmtud/internal/capture"
+	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/policy"
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
+)
+
+// Relay runs the packet path. Handle is called from one goroutine (the
+// capture loop); SetView may be called from any goroutine.
+type Relay struct {
+	limits  ptb.Limits
+	engine  *policy.Engine
+	sender  transport.Sender
+	metrics *metrics.Metrics
+	dryRun  bool
+	log     *slog.Logger
+
+	view atomic.Pointer[policy.View]
+
+	// Reused on every packet so the hot path does not allocate.
+	msg   ptb.Message
+	onErr func(netip.Addr, error)
+
+	logs logLimiter
+}
+
+// Config wires a Relay.
+type Config struct {
+	Limits  ptb.Limits
+	Engine  *policy.Engine
+	Sender  transport.Sender // may be nil with DryRun
+	Metrics *metrics.Metrics
+	DryRun  bool
+	Logger  *slog.Logger
+	// SendError is called for every peer a relay could not reach (for the
+	// per-peer metric); may be nil.
+	SendError func(peer netip.Addr, err error)
+}
+
+// New returns a Relay with an empty view (no peers) until SetView.
+func New(cfg Config) *Relay {
+	r := &Relay{
+		limits:  cfg.Limits,
+		engine:  cfg.Engine,
+		sender:  cfg.Sender,
+		metrics: cfg.Metrics,
+		dryRun:  cfg.DryRun || cfg.Sender == nil,
+		log:     cfg.Logger,
+		logs:    logLimiter{perSecond: 5},
+	}
+	r.view.Store(policy.NewView(nil, nil, nil, nil))
+	r.onErr = func(peer netip.Addr, err error) {
+		if cfg.SendError != nil {
+			cfg.SendError(peer, err)
+		}
+		if r.logs.allow(time.Now()) {
+			r.log.Warn("relay to peer failed", "peer", peer, "err", err)
+		}
+	}
+	return r
+}
+
+// SetView swaps in who is who (self, peers, peer MACs).
+func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
+
+// View returns the current view.
+func (r *Relay) View() *policy.View { return r.view.Load() }
+
+// Handle takes one captured packet through the path. It returns the
+// decision (drop.None when relayed) for tests and callers that log.
+func (r *Relay) Handle(p *capture.Packet) drop.Reason {
+	r.metrics.Received.Inc()
+	now := p.Received
+	if now.IsZero() {
+		now = time.Now()
+	}
+	reason := ptb.Parse(p.Payload, r.limits, &r.msg)
+	view := r.view.Load()
+	if reason == drop.None {
+		reason = r.engine.Decide(now, &r.msg, policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC}, view)
+	}
+	if reason != drop.None {
+		r.metrics.Dropped(reason).Inc()
+		if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
+			r.logDrop(reason)
+		}
+		return reason
+	}
+
+	to := view.Peers().Family(r.msg.Family)
+	if !r.dryRun {
+		r.metrics.FramesSent.Add(float64(r.sender.Send(&r.msg, to, r.onErr)))
+	}
+	if r.msg.Family == 4 {
+		r.metrics.Relayed4.Inc()
+	} else {
+		r.metrics.Relayed6.Inc()
+	}
+	r.metrics.RelayLatency.Observe(time.Since(now).Seconds())
+	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
+		r.log.Debug("relayed", "router", r.msg.Src, "vip", r.msg.Dst, "mtu", r.msg.MTU,
+			"client", r.msg.Inner.Dst, "peers", len(to), "dry_run", r.dryRun)
+	}
+	return drop.None
+}
+
+func (r *Relay) logDrop(reason drop.Reason) {
+	if reason.Malformed() {
+		r.log.Debug("dropped", "reason", reason.String())
+		return
+	}
+	r.log.Debug("dropped", "reason", reason.String(), "router", r.msg.Src, "vip", r.msg.Dst,
+		"mtu", r.msg.MTU, "client", r.msg.Inner.Dst)
+}
+
+// logLimiter lets through at most perSecond log lines per second, so a
+// packet flood cannot become a log flood.
+type logLimiter struct {
+	perSecond int
+	second    int64
+	count     int
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	s := now.Unix()
+	if s != l.second {
+		l.second, l.count = s, 0
+	}
+	l.count++
+	return l.count <= l.perSecond
+}

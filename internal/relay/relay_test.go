@@ -1,0 +1,169 @@
+package relay
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/go-pmtud/go-pmtud/internal/capture"
+	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/peers"
+	"github.com/go-pmtud/go-pmtud/internal/policy"
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
+)
+
+// fakeSender records what the relay asked it to send.
+type fakeSender struct {
+	sent    int
+	lastTo  []peers.Peer
+	lastMsg ptb.Message
+	fail    netip.Addr
+}
+
+func (f *fakeSender) Name() string { return "fake" }
+func (f *fakeSender) Close() error { return nil }
+func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(netip.Addr, error)) int {
+	f.sent++
+	f.lastTo, f.lastMsg = to, *m
+	n := 0
+	for _, p := range to {
+		if p.Addr == f.fail {
+			onErr(p.Addr, io.ErrClosedPipe)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+var (
+	router = netip.MustParseAddr("192.0.2.1")
+	vip    = netip.MustParseAddr("198.51.100.10")
+	client = netip.MustParseAddr("203.0.113.5")
+	self   = netip.MustParseAddr("10.0.0.1")
+	peerA  = netip.MustParseAddr("10.0.0.2")
+	peerB  = netip.MustParseAddr("10.0.0.3")
+)
+
+func newRelay(t testing.TB, sender *fakeSender, dry bool) (*Relay, *metrics.Metrics, *[]netip.Addr) {
+	t.Helper()
+	eng, err := policy.New(policy.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New("fake")
+	var failed []netip.Addr
+	r := New(Config{Limits: ptb.DefaultLimits(), Engine: eng, Sender: sender, Metrics: m, DryRun: dry,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		SendError: func(p netip.Addr, _ error) { failed = append(failed, p) }})
+	set := peers.NewSet([]peers.Peer{{Addr: peerA}, {Addr: peerB}, {Addr: netip.MustParseAddr("fd00::2")}})
+	r.SetView(policy.NewView([]netip.Addr{self, vip}, [][6]byte{{2, 0, 0, 0, 0, 1}}, set, [][6]byte{{2, 0, 0, 0, 0, 2}}))
+	return r, m, &failed
+}
+
+func pkt(b []byte, src [6]byte) *capture.Packet {
+	return &capture.Packet{Payload: b, SrcMAC: src, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}, HasMAC: true, Received: time.Now()}
+}
+
+func TestGoodPTBIsRelayedToPeersOfItsFamily(t *testing.T) {
+	s := &fakeSender{fail: peerB}
+	r, m, failed := newRelay(t, s, false)
+	b := ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40000})
+	if got := r.Handle(pkt(b, [6]byte{2, 0, 0, 0, 0, 9})); got != drop.None {
+		t.Fatalf("decision = %v", got)
+	}
+	if s.sent != 1 || len(s.lastTo) != 2 || s.lastMsg.MTU != 1400 || s.lastMsg.Inner.DstPort != 40000 {
+		t.Fatalf("sent=%d to=%v msg=%+v", s.sent, s.lastTo, s.lastMsg)
+	}
+	if testutil.ToFloat64(m.Relayed4) != 1 || testutil.ToFloat64(m.FramesSent) != 1 {
+		t.Fatalf("relayed=%v frames=%v", testutil.ToFloat64(m.Relayed4), testutil.ToFloat64(m.FramesSent))
+	}
+	if len(*failed) != 1 || (*failed)[0] != peerB {
+		t.Fatalf("send errors reported for %v, want [%v]", *failed, peerB)
+	}
+}
+
+func TestDropsAreCountedByReasonAndNeverSent(t *testing.T) {
+	s := &fakeSender{}
+	r, m, _ := newRelay(t, s, false)
+	good := ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40001})
+	fromPeer := ptbtest.Build(ptbtest.Spec{Router: peerA, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40002})
+	cases := []struct {
+		name string
+		p    *capture.Packet
+		want drop.Reason
+	}{
+		{"garbage", pkt([]byte{0x45, 1, 2}, [6]byte{9}), drop.Truncated},
+		{"relayed copy by peer MAC", pkt(good, [6]byte{2, 0, 0, 0, 0, 2}), drop.FromPeer},
+		{"routed copy from a peer address", pkt(fromPeer, [6]byte{9}), drop.FromPeer},
+		{"broadcast copy", &capture.Packet{Payload: good, SrcMAC: [6]byte{9}, DstMAC: [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, HasMAC: true, Received: time.Now()}, drop.L2Broadcast},
+	}
+	for _, tc := range cases {
+		if got := r.Handle(tc.p); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		if got := testutil.ToFloat64(m.Dropped(tc.want)); got < 1 {
+			t.Errorf("%s: dropped{%s} = %v", tc.name, tc.want, got)
+		}
+	}
+	if s.sent != 0 {
+		t.Fatalf("a dropped packet was sent %d times", s.sent)
+	}
+	// The same good message twice in a row: the second is a duplicate.
+	r.Handle(pkt(good, [6]byte{9}))
+	if got := r.Handle(pkt(good, [6]byte{9})); got != drop.Duplicate {
+		t.Fatalf("second identical PTB: %v, want duplicate", got)
+	}
+}
+
+func TestDryRunDecidesButSendsNothing(t *testing.T) {
+	s := &fakeSender{}
+	r, m, _ := newRelay(t, s, true)
+	b := ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40000})
+	if got := r.Handle(pkt(b, [6]byte{9})); got != drop.None {
+		t.Fatalf("decision = %v", got)
+	}
+	if s.sent != 0 || testutil.ToFloat64(m.Relayed4) != 1 {
+		t.Fatalf("dry run: sent=%d relayed=%v", s.sent, testutil.ToFloat64(m.Relayed4))
+	}
+}
+
+// BenchmarkHandle is the whole hot path in userspace: parse + decide +
+// metrics + (fake) send. Distinct flows, so every packet is relayed.
+func BenchmarkHandle(b *testing.B) {
+	for _, fam := range []struct {
+		name                string
+		router, vip, client netip.Addr
+	}{
+		{"v4", router, vip, client},
+		{"v6", netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::10"), netip.MustParseAddr("2001:db8:2::5")},
+	} {
+		b.Run(fam.name, func(b *testing.B) {
+			s := &fakeSender{}
+			r, _, _ := newRelay(b, s, false)
+			eng, _ := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6, GlobalRate: 1e9, GlobalBurst: 1e6, MaxTracked: 1 << 16})
+			r.engine = eng
+			set := peers.NewSet([]peers.Peer{{Addr: peerA}, {Addr: peerB}, {Addr: netip.MustParseAddr("fd00::2")}, {Addr: netip.MustParseAddr("fd00::3")}})
+			r.SetView(policy.NewView([]netip.Addr{self}, nil, set, nil))
+			pkts := make([]*capture.Packet, 256)
+			for i := range pkts {
+				pkts[i] = pkt(ptbtest.Build(ptbtest.Spec{Router: fam.router, VIP: fam.vip, Client: fam.client, MTU: 1400, SrcPort: 80, DstPort: uint16(30000 + i)}), [6]byte{9})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p := pkts[i%len(pkts)]
+				p.Received = p.Received.Add(time.Millisecond) // past the dedup window
+				if r.Handle(p) != drop.None {
+					b.Fatal("not relayed")
+				}
+			}
+		})
+	}
+}
