@@ -1,0 +1,333 @@
+// Package policy decides, for each well-formed PTB message (ICMPv4
+// "fragmentation needed", RFC 1191; ICMPv6 "packet too big", RFC 8201),
+// whether go-pmtud relays it to its peers or drops it, and why.
+//
+// It is pure (no sockets, no syscalls, no clocks: the caller passes the
+// time) and allocation-free on the hot path. The checks run in this order,
+// and the first that fails names the drop.Reason:
+//
+//  1. Loop guard, by the sender, whatever firewall rule the operator wrote:
+//     outer source is ours (FromSelf) or a peer's (FromPeer); the frame
+//     came from a peer MAC (FromPeer) or our own MAC (FromSelf); the frame
+//     was sent to an L2 broadcast or multicast address (L2Broadcast).
+//  2. Outer source (the router) in Config.IgnoreNetworks (IgnoredNetwork).
+//  3. Quoted source differs from the outer destination (ForeignInner).
+//  4. Quoted source outside Config.RelayFor (NotRelayFor); quoted source
+//     port not in Config.Ports (PortNotListed).
+//  5. No peer of the message's family (NoPeers).
+//  6. Same router, quoted flow and MTU relayed within Config.DedupWindow
+//     (Duplicate).
+//  7. Rate limits: per flow, per source, global (RateLimitedFlow,
+//     RateLimitedSource, RateLimitedGlobal).
+//
+// State (duplicate entries, rate-limit tokens) changes only when a message
+// is relayed: a dropped message costs no tokens and a duplicate does not
+// extend the window. See docs/policy.md for the defaults and their reasons.
+package policy
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+)
+
+// Config is the policy's configuration. Start from DefaultConfig.
+type Config struct {
+	IgnoreNetworks []netip.Prefix // router (outer source) in these -> IgnoredNetwork
+	RelayFor       []netip.Prefix // if non-empty, quoted inner source must be inside -> else NotRelayFor
+	Ports          []uint16       // if non-empty, quoted inner source port must be listed -> else PortNotListed
+	DedupWindow    time.Duration  // same router + inner flow + MTU within this window -> Duplicate; 0 disables
+
+	// Per key (router, inner destination address, inner destination port,
+	// protocol): messages per second and burst.
+	FlowRate  float64
+	FlowBurst int
+	// Per router address: generous, stops one router hogging the global cap.
+	SourceRate  float64
+	SourceBurst int
+	// Overall messages per second relayed: bounds amplification, since
+	// frames sent = messages relayed x peers.
+	GlobalRate  float64
+	GlobalBurst int
+
+	// MaxTracked bounds the keys held by each table (duplicates, flows,
+	// sources); the oldest are evicted first.
+	MaxTracked int
+}
+
+// DefaultConfig returns the defaults documented in docs/policy.md.
+func DefaultConfig() Config {
+	return Config{
+		DedupWindow: 100 * time.Millisecond,
+		FlowRate:    10,
+		FlowBurst:   10,
+		SourceRate:  500,
+		SourceBurst: 500,
+		GlobalRate:  1000,
+		GlobalBurst: 1000,
+		MaxTracked:  65536,
+	}
+}
+
+// Validate reports the first problem with c, or nil.
+func (c Config) Validate() error {
+	for _, p := range c.IgnoreNetworks {
+		if !p.IsValid() {
+			return fmt.Errorf("policy: invalid ignore network %v", p)
+		}
+	}
+	for _, p := range c.RelayFor {
+		if !p.IsValid() {
+			return fmt.Errorf("policy: invalid relay-for network %v", p)
+		}
+	}
+	if c.DedupWindow < 0 || int64(c.DedupWindow) > maxSpan {
+		return fmt.Errorf("policy: duplicate window %v out of range [0, %v]", c.DedupWindow, time.Duration(maxSpan))
+	}
+	if err := checkLimit("flow", c.FlowRate, c.FlowBurst); err != nil {
+		return err
+	}
+	if err := checkLimit("source", c.SourceRate, c.SourceBurst); err != nil {
+		return err
+	}
+	if err := checkLimit("global", c.GlobalRate, c.GlobalBurst); err != nil {
+		return err
+	}
+	if c.MaxTracked < 2 {
+		return fmt.Errorf("policy: max tracked keys must be at least 2, got %d", c.MaxTracked)
+	}
+	return nil
+}
+
+// checkLimit refuses zero, negative and NaN rates (a limit cannot be
+// switched off: set it high instead) and buckets whose refill time would
+// not fit the engine's time arithmetic (about 36 years).
+func checkLimit(name string, rate float64, burst int) error {
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return fmt.Errorf("policy: %s rate must be positive and finite, got %v", name, rate)
+	}
+	if burst < 1 {
+		return fmt.Errorf("policy: %s burst must be at least 1, got %d", name, burst)
+	}
+	if float64(burst)*math.Ceil(1e9/rate) > float64(maxSpan) {
+		return fmt.Errorf("policy: %s burst %d at %v/s takes too long to refill", name, burst, rate)
+	}
+	return nil
+}
+
+// Engine holds the policy's state. It is not safe for concurrent use: the
+// daemon calls Decide from its one packet-path goroutine.
+type Engine struct {
+	ignore, relayFor []netip.Prefix
+	ports            *[1024]uint64 // bitmap of listed ports; nil: any port
+	window           int64
+
+	flowLim, srcLim, globLim limit
+	globalTAT                int64
+
+	started bool
+	base    time.Time
+
+	dedup   table[dedupKey]
+	flows   table[flowKey]
+	sources table[[16]byte]
+}
+
+// dedupKey identifies "the same message": router, quoted flow, MTU.
+// Addresses are As16 of normalised addresses: injective, and pointer-free
+// so the garbage collector never scans the tables.
+type dedupKey struct {
+	router, src, dst [16]byte
+	mtu              uint32
+	sport, dport     uint16
+	proto            uint8
+}
+
+// flowKey is what tells one stalled connection from another at one router:
+// the remote end of the quoted packet. The quoted source is our VIP and the
+// same for every flow, so it adds nothing.
+type flowKey struct {
+	router, dst [16]byte
+	dport       uint16
+	proto       uint8
+}
+
+// New returns an Engine for cfg, or cfg's Validate error.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		ignore:   normPrefixes(cfg.IgnoreNetworks),
+		relayFor: normPrefixes(cfg.RelayFor),
+		window:   int64(cfg.DedupWindow),
+		flowLim:  newLimit(cfg.FlowRate, cfg.FlowBurst),
+		srcLim:   newLimit(cfg.SourceRate, cfg.SourceBurst),
+		globLim:  newLimit(cfg.GlobalRate, cfg.GlobalBurst),
+	}
+	e.globalTAT = -timeLimit // full
+	if len(cfg.Ports) > 0 {
+		e.ports = new([1024]uint64)
+		for _, p := range cfg.Ports {
+			e.ports[p/64] |= 1 << (p % 64)
+		}
+	}
+	// Keys enter a table only when a message is relayed, so one generation
+	// holds at most what the global bucket lets through in a horizon; size
+	// the maps for that and they never grow with the default settings.
+	perGen := func(horizon int64) int {
+		h := max(horizon, int64(1e9))
+		n := float64(cfg.GlobalBurst) + cfg.GlobalRate*float64(h)/1e9
+		return int(min(n, float64(cfg.MaxTracked)))
+	}
+	dedupHint := 0 // a zero window disables the table
+	if e.window > 0 {
+		dedupHint = perGen(e.window)
+	}
+	e.dedup = newTable[dedupKey](cfg.MaxTracked, dedupHint, e.window)
+	e.flows = newTable[flowKey](cfg.MaxTracked, perGen(e.flowLim.refill()), e.flowLim.refill())
+	e.sources = newTable[[16]byte](cfg.MaxTracked, perGen(e.srcLim.refill()), e.srcLim.refill())
+	return e, nil
+}
+
+// normPrefixes masks prefixes and turns IPv4-mapped ones (::ffff:a.b.c.d/n,
+// n >= 96) into IPv4, to match the normalised addresses they are tested against.
+func normPrefixes(in []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(in))
+	for _, p := range in {
+		a := p.Addr().WithZone("")
+		if a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		} else {
+			p = netip.PrefixFrom(a, p.Bits())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func contains(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clock turns now into the engine's int64 nanoseconds. Sub uses the
+// monotonic reading when both times have one (time.Now does), so a wall
+// clock step neither opens nor closes the buckets.
+func (e *Engine) clock(now time.Time) int64 {
+	if !e.started {
+		e.started, e.base = true, now
+	}
+	return min(max(int64(now.Sub(e.base)), -timeLimit), timeLimit)
+}
+
+// Decide returns drop.None to relay m, or why not. m must not be nil; v may
+// be nil (nothing is known: every message gets NoPeers or an earlier reason).
+// now is passed in for testability; it should come from time.Now.
+//
+// A drop.None answer has already been charged to the rate limits and
+// recorded for duplicate suppression: relay the message.
+func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.Reason {
+	if v == nil {
+		v = &emptyView
+	}
+	src, dst := norm(m.Src), norm(m.Dst)
+
+	// 1. Loop guard.
+	switch {
+	case v.isSelf(src):
+		return drop.FromSelf
+	case v.isPeer(src):
+		return drop.FromPeer
+	case o.HasMAC && v.isPeerMAC(o.SrcMAC):
+		return drop.FromPeer
+	case o.HasMAC && v.isSelfMAC(o.SrcMAC):
+		return drop.FromSelf
+	case o.HasMAC && o.DstMAC[0]&1 != 0:
+		return drop.L2Broadcast
+	}
+	// 2. Operator's ignore list, by router.
+	if contains(e.ignore, src) {
+		return drop.IgnoredNetwork
+	}
+	// 3. The message must be about a packet the addressee sent.
+	innerSrc, innerDst := norm(m.Inner.Src), norm(m.Inner.Dst)
+	if innerSrc != dst {
+		return drop.ForeignInner
+	}
+	// 4. Operator's scope.
+	if len(e.relayFor) > 0 && !contains(e.relayFor, innerSrc) {
+		return drop.NotRelayFor
+	}
+	if e.ports != nil && e.ports[m.Inner.SrcPort/64]&(1<<(m.Inner.SrcPort%64)) == 0 {
+		return drop.PortNotListed
+	}
+	// 5. Anyone to tell?
+	fam := m.Family
+	if fam != 4 && fam != 6 {
+		fam = 6
+		if dst.Is4() {
+			fam = 4
+		}
+	}
+	if len(v.Peers().Family(fam)) == 0 {
+		return drop.NoPeers
+	}
+
+	t := e.clock(now)
+	router := src.As16()
+
+	// 6. Duplicate: only a relay records an entry, and a duplicate does not
+	// refresh it, so a steady stream still gets one relay per window.
+	var dk dedupKey
+	if e.window > 0 {
+		dk = dedupKey{
+			router: router, src: innerSrc.As16(), dst: innerDst.As16(),
+			mtu: m.MTU, sport: m.Inner.SrcPort, dport: m.Inner.DstPort, proto: m.Inner.Proto,
+		}
+		if at, ok := e.dedup.get(dk); ok && t-at < e.window {
+			return drop.Duplicate
+		}
+	}
+
+	// 7. Rate limits. Check all three before charging any, so a message
+	// dropped by one costs nothing in the others.
+	fk := flowKey{router: router, dst: innerDst.As16(), dport: m.Inner.DstPort, proto: m.Inner.Proto}
+	flowTAT, ok := e.flows.get(fk)
+	if !ok {
+		flowTAT = t
+	}
+	if !e.flowLim.allows(flowTAT, t) {
+		return drop.RateLimitedFlow
+	}
+	srcTAT, ok := e.sources.get(router)
+	if !ok {
+		srcTAT = t
+	}
+	if !e.srcLim.allows(srcTAT, t) {
+		return drop.RateLimitedSource
+	}
+	if !e.globLim.allows(e.globalTAT, t) {
+		return drop.RateLimitedGlobal
+	}
+
+	// Relay: commit.
+	e.globalTAT = e.globLim.take(e.globalTAT, t)
+	e.sources.put(router, e.srcLim.take(srcTAT, t), t)
+	e.flows.put(fk, e.flowLim.take(flowTAT, t), t)
+	if e.window > 0 {
+		e.dedup.put(dk, t, t)
+	}
+	return drop.None
+}
+
+// emptyView stands in for a nil View: no self, no peers.
+var emptyView View
