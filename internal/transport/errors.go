@@ -1,0 +1,21 @@
+package transport
+
+import "errors"
+
+// Errors reported through Send's onErr. They are created once so that
+// reporting does not allocate on the packet path.
+var (
+	// ErrNoMAC means l2 has no usable neighbour entry for the peer yet.
+	// Resolution has been triggered; a later Send will succeed if the peer
+	// answers ARP / neighbour solicitation.
+	ErrNoMAC = errors.New("no MAC for peer")
+	// ErrNotOnLink means the peer is routed via a gateway or another
+	// interface, so an Ethernet frame on the configured interface cannot
+	// reach it. Use the routed transport for such fabrics.
+	ErrNotOnLink = errors.New("peer is not on-link")
+	// ErrFamily means the message's family has no socket or does not match
+	// the peer's address family.
+	ErrFamily = errors.New("address family not supported by this transport")
+	// ErrBadMessage means the message is too short to relay.
+	ErrBadMessage = errors.New("message too short to relay")
+)

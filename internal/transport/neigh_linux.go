@@ -1,0 +1,341 @@
+//go:build linux
+
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Active resolution.
+//
+// When a peer has no usable neighbour entry we do not craft ARP or neighbour
+// solicitations. We ask the kernel to own the problem: an RTM_NEWNEIGH with
+// NTF_EXT_MANAGED (Linux >= 5.16, `ip neigh replace ADDR dev IF managed`)
+// makes the kernel resolve the entry at once and keep it resolved by
+// re-probing it periodically, even when no traffic uses it. That also keeps
+// the MAC fresh if a node is replaced, which a STALE entry would not.
+// On older kernels the request fails and we fall back to NTF_USE, which
+// triggers one resolution (the same as a packet sent to the address).
+//
+// We rejected the alternative of a zero-length UDP send: it needs a socket
+// in the right network namespace at resolution time (the refresher is an
+// ordinary goroutine and must not switch namespaces), and the resulting
+// entry goes STALE again without traffic. The netlink handle was opened in
+// the constructor's namespace, so everything here is namespace-safe.
+//
+// Managed entries l2 created are deleted when their peer leaves the set and
+// on Close, so the kernel stops probing departed nodes.
+
+// neighEntry is what l2 knows about one peer: a MAC, or why there is none.
+type neighEntry struct {
+	mac [6]byte
+	err error // nil: mac is usable
+}
+
+// neighTable is an immutable snapshot read by Send without locking.
+type neighTable struct {
+	m    map[netip.Addr]neighEntry
+	macs [][6]byte // usable peer MACs, deduplicated, for MACSource
+}
+
+// nudValid is the kernel's NUD_VALID: states whose link-layer address can be used.
+const nudValid = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHABLE |
+	netlink.NUD_PROBE | netlink.NUD_STALE | netlink.NUD_DELAY
+
+// minResolveGap bounds how often one address is re-resolved when Send keeps
+// asking for it.
+const minResolveGap = time.Second
+
+type neighbours struct {
+	h       *netlink.Handle
+	ifindex int
+	iface   string
+	log     *slog.Logger
+	out     *atomic.Pointer[neighTable]
+
+	wantc chan netip.Addr // peers Send found missing; non-blocking
+	peerc chan struct{}   // SetPeers happened
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	pmu     sync.Mutex
+	pending []netip.Addr // last SetPeers, nil if none pending
+
+	// Owned by run.
+	tracked map[netip.Addr]bool // peers whose MACs we keep
+	lastTry map[netip.Addr]time.Time
+	created map[netip.Addr]bool // managed entries we added
+}
+
+func startNeighbours(h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
+	n := &neighbours{
+		h: h, ifindex: ifindex, iface: iface, log: log, out: out,
+		wantc:   make(chan netip.Addr, 256),
+		peerc:   make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		tracked: map[netip.Addr]bool{},
+		lastTry: map[netip.Addr]time.Time{},
+		created: map[netip.Addr]bool{},
+	}
+	n.wg.Add(1)
+	go n.run(every)
+	return n
+}
+
+// want asks for a peer to be resolved. It never blocks: when the queue is
+// full the next Send or tick asks again.
+func (n *neighbours) want(a netip.Addr) {
+	select {
+	case n.wantc <- a:
+	default:
+	}
+}
+
+func (n *neighbours) setPeers(addrs []netip.Addr) {
+	n.pmu.Lock()
+	n.pending = addrs
+	n.pmu.Unlock()
+	select {
+	case n.peerc <- struct{}{}:
+	default:
+	}
+}
+
+func (n *neighbours) stop() {
+	close(n.done)
+	n.wg.Wait()
+}
+
+func (n *neighbours) run(every time.Duration) {
+	defer n.wg.Done()
+	defer n.h.Close()
+	defer n.deleteCreated(nil)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-tick.C:
+			n.refresh(true)
+		case <-n.peerc:
+			n.applyPeers()
+			n.refresh(true)
+			n.settle()
+		case a := <-n.wantc:
+			n.track(a)
+			// Drain what queued meanwhile; bounded by the channel's capacity.
+			for i := 0; i < cap(n.wantc); i++ {
+				select {
+				case a := <-n.wantc:
+					n.track(a)
+					continue
+				default:
+				}
+				break
+			}
+			n.refresh(true)
+			n.settle()
+		}
+	}
+}
+
+func (n *neighbours) track(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	if _, ok := n.tracked[a]; !ok {
+		n.tracked[a] = true
+	}
+}
+
+func (n *neighbours) applyPeers() {
+	n.pmu.Lock()
+	addrs := n.pending
+	n.pending = nil
+	n.pmu.Unlock()
+	if addrs == nil {
+		return
+	}
+	next := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		if a.IsValid() {
+			next[a] = true
+		}
+	}
+	// Once SetPeers is in use it is the authority: forget everything else,
+	// including peers Send mentioned, and stop probing departed ones.
+	n.deleteCreated(next)
+	for a := range n.lastTry {
+		if !next[a] {
+			delete(n.lastTry, a)
+		}
+	}
+	n.tracked = next
+}
+
+// settle re-reads the table a few times shortly after resolution was
+// triggered, so a peer that answers within milliseconds is usable at once
+// rather than at the next tick. Bounded: about 1.3 s in total.
+func (n *neighbours) settle() {
+	delay := 5 * time.Millisecond
+	for i := 0; i < 8; i++ {
+		if n.resolved() {
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-n.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		n.refresh(false)
+		delay *= 2
+	}
+}
+
+func (n *neighbours) resolved() bool {
+	for _, e := range n.out.Load().m {
+		if e.err == ErrNoMAC {
+			return false
+		}
+	}
+	return true
+}
+
+// refresh rebuilds the snapshot from the kernel's neighbour table. With
+// resolve it also checks routes and triggers resolution for peers that
+// have no usable entry.
+func (n *neighbours) refresh(resolve bool) {
+	list, err := n.h.NeighList(n.ifindex, unix.AF_UNSPEC)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "iface", n.iface, "err", err)
+		return
+	}
+	kernel := make(map[netip.Addr][6]byte, len(list))
+	for _, e := range list {
+		a, ok := netip.AddrFromSlice(e.IP)
+		if !ok || len(e.HardwareAddr) != 6 || e.State&nudValid == 0 {
+			continue
+		}
+		var mac [6]byte
+		copy(mac[:], e.HardwareAddr)
+		kernel[a.Unmap()] = mac
+	}
+	old := n.out.Load()
+	t := &neighTable{m: make(map[netip.Addr]neighEntry, len(n.tracked))}
+	seen := map[[6]byte]bool{}
+	now := time.Now()
+	for a := range n.tracked {
+		if mac, ok := kernel[a]; ok {
+			t.m[a] = neighEntry{mac: mac}
+			if !seen[mac] {
+				seen[mac] = true
+				t.macs = append(t.macs, mac)
+			}
+			continue
+		}
+		if !resolve {
+			if e, ok := old.m[a]; ok && e.err != nil {
+				t.m[a] = e
+			} else {
+				t.m[a] = neighEntry{err: ErrNoMAC}
+			}
+			continue
+		}
+		if err := n.onLink(a); err != nil {
+			if e, ok := old.m[a]; !ok || e.err == nil || e.err.Error() != err.Error() {
+				n.log.Warn("l2: peer cannot be reached on this interface", "peer", a, "iface", n.iface, "err", err)
+			}
+			t.m[a] = neighEntry{err: err}
+			continue
+		}
+		t.m[a] = neighEntry{err: ErrNoMAC}
+		if now.Sub(n.lastTry[a]) >= minResolveGap {
+			n.lastTry[a] = now
+			n.resolve(a)
+		}
+	}
+	n.out.Store(t)
+}
+
+// onLink reports whether the kernel would send to a directly on our
+// interface, without a gateway: only then can an Ethernet frame reach it.
+func (n *neighbours) onLink(a netip.Addr) error {
+	routes, err := n.h.RouteGet(a.AsSlice())
+	if err != nil {
+		return fmt.Errorf("%w: no route to %s: %v", ErrNotOnLink, a, err)
+	}
+	if len(routes) == 0 {
+		return fmt.Errorf("%w: no route to %s", ErrNotOnLink, a)
+	}
+	r := routes[0]
+	if r.Gw != nil {
+		return fmt.Errorf("%w: %s is routed via gateway %s; l2 needs peers on the same link as %s (use the routed transport)", ErrNotOnLink, a, r.Gw, n.iface)
+	}
+	if r.LinkIndex != n.ifindex {
+		name := fmt.Sprintf("ifindex %d", r.LinkIndex)
+		if l, err := n.h.LinkByIndex(r.LinkIndex); err == nil {
+			name = l.Attrs().Name
+		}
+		return fmt.Errorf("%w: %s is reached via %s, not %s", ErrNotOnLink, a, name, n.iface)
+	}
+	return nil
+}
+
+func (n *neighbours) resolve(a netip.Addr) {
+	fam := unix.AF_INET
+	if a.Is6() {
+		fam = unix.AF_INET6
+	}
+	e := &netlink.Neigh{
+		LinkIndex: n.ifindex,
+		Family:    fam,
+		State:     netlink.NUD_NONE,
+		IP:        a.AsSlice(),
+		FlagsExt:  netlink.NTF_EXT_MANAGED,
+	}
+	err := n.h.NeighSet(e)
+	if err == nil {
+		n.created[a] = true
+		n.log.Debug("l2: resolving peer with a managed neighbour entry", "peer", a, "iface", n.iface)
+		return
+	}
+	// Older kernels: a one-shot resolution.
+	e.FlagsExt = 0
+	e.Flags = netlink.NTF_USE
+	if err2 := n.h.NeighSet(e); err2 != nil {
+		n.log.Warn("l2: cannot trigger neighbour resolution", "peer", a, "iface", n.iface, "managed_err", err, "err", err2)
+		return
+	}
+	n.log.Debug("l2: resolving peer with NTF_USE (managed entries unsupported)", "peer", a, "iface", n.iface, "managed_err", err)
+}
+
+// deleteCreated removes the managed entries we added for peers not in keep
+// (all of them when keep is nil).
+func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
+	for a := range n.created {
+		if keep[a] {
+			continue
+		}
+		fam := unix.AF_INET
+		if a.Is6() {
+			fam = unix.AF_INET6
+		}
+		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: n.ifindex, Family: fam, IP: a.AsSlice()})
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			n.log.Debug("l2: deleting managed neighbour entry failed", "peer", a, "err", err)
+		}
+		delete(n.created, a)
+	}
+}
