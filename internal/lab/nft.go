@@ -1,0 +1,141 @@
+package lab
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// labTable is the name of the nftables table the lab itself installs (pod
+// DNAT). Anything else found in a node belongs to go-pmtud.
+const labTable = "golab"
+
+// installDNAT adds, in node's namespace, what kube-proxy would: traffic to
+// VIP:80 is DNATed to the pod, and conntrack un-NATs the replies (and the
+// ICMP errors related to them). Equivalent to:
+//
+//	nft add table ip golab
+//	nft add chain ip golab prerouting '{ type nat hook prerouting priority dstnat; }'
+//	nft add rule ip golab prerouting ip daddr VIP4 tcp dport 80 dnat to POD4:80
+//
+// and the same for ip6.
+func installDNAT(node *NS, vip4, pod4, vip6, pod6 netip.Addr) error {
+	c, err := nftables.New(nftables.WithNetNSFd(node.Fd()))
+	if err != nil {
+		return fmt.Errorf("%s: nftables: %w", node.Name, err)
+	}
+	port := binary.BigEndian.AppendUint16(nil, 80)
+	for _, x := range []struct {
+		fam       nftables.TableFamily
+		nfproto   uint32
+		daddrOff  uint32
+		vip, dest netip.Addr
+	}{
+		{nftables.TableFamilyIPv4, unix.NFPROTO_IPV4, 16, vip4, pod4},
+		{nftables.TableFamilyIPv6, unix.NFPROTO_IPV6, 24, vip6, pod6},
+	} {
+		t := c.AddTable(&nftables.Table{Family: x.fam, Name: labTable})
+		ch := c.AddChain(&nftables.Chain{
+			Name:     "prerouting",
+			Table:    t,
+			Type:     nftables.ChainTypeNAT,
+			Hooknum:  nftables.ChainHookPrerouting,
+			Priority: nftables.ChainPriorityNATDest,
+		})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: x.daddrOff, Len: uint32(x.vip.BitLen() / 8)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: x.vip.AsSlice()},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
+			&expr.Immediate{Register: 1, Data: x.dest.AsSlice()},
+			&expr.Immediate{Register: 2, Data: port},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: x.nfproto, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("%s: install DNAT: %w", node.Name, err)
+	}
+	return nil
+}
+
+// Tables lists "family name" of every nftables table in n.
+func (n *NS) Tables() ([]string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	return listTables(c)
+}
+
+// RootPmtudTables lists tables in the root namespace whose name mentions
+// pmtud: there must never be any (the lab only reads the root namespace).
+func RootPmtudTables() ([]string, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := listTables(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		if strings.Contains(t, "pmtud") {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func listTables(c *nftables.Conn) ([]string, error) {
+	ts, err := c.ListTables()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		out = append(out, fmt.Sprintf("%s %s", familyName(t.Family), t.Name))
+	}
+	return out, nil
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	case nftables.TableFamilyARP:
+		return "arp"
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	}
+	return fmt.Sprintf("family%d", f)
+}
+
+// DaemonTables lists the tables in node i that the lab did not install
+// (go-pmtud's own). After the daemons stop there must be none.
+func (l *Lab) DaemonTables(i int) ([]string, error) {
+	ts, err := l.Nodes[i].Tables()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		if !strings.HasSuffix(t, " "+labTable) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
