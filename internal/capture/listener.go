@@ -1,0 +1,406 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nflog "github.com/florianl/go-nflog/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBufsize is the socket receive buffer used when Config.Bufsize is 0.
+// Each logged packet is its own netlink message of a few KiB of kernel
+// memory, so this holds roughly a thousand messages of backlog; the memory
+// is only used while the handler falls behind.
+const DefaultBufsize = 4 << 20
+
+// snaplen asks for the whole packet (NFULNL_COPY_RANGE_MAX): a PTB is at
+// most 1280 bytes (IPv6) or 576 (IPv4) by RFC, but a router may quote more.
+const snaplen = 0xffff
+
+// Restart limits: a socket that keeps dying is not worth reopening forever;
+// the daemon should exit and let its supervisor restart it.
+const (
+	maxReopenAttempts = 5
+	maxRestartsPerMin = 10
+)
+
+// ErrGroupInUse is matched (errors.Is) by Open's error when another socket,
+// in this process or another, is already bound to the NFLOG group.
+var ErrGroupInUse = errors.New("nflog group already in use")
+
+// Config says which NFLOG group to read and how.
+type Config struct {
+	// Group is the NFLOG group the firewall rule logs to (nft `log group N`).
+	Group uint16
+	// NetNS is an fd of the network namespace to listen in; 0 means the
+	// current one. NFLOG groups are per namespace.
+	NetNS int
+	// Bufsize is the socket receive buffer in bytes; 0 means DefaultBufsize.
+	// As root it is set with SO_RCVBUFFORCE, so net.core.rmem_max does not cap it.
+	Bufsize int
+	// Logger receives the listener's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are the listener's counters since Open. All only grow.
+type Stats struct {
+	Received uint64 // packets handed to the handler
+	Overruns uint64 // ENOBUFS reports: the receive buffer was full and the kernel dropped messages
+	Lost     uint64 // messages the kernel logged but the listener never read (NFLOG sequence gaps)
+	Restarts uint64 // times the socket was reopened after a fatal receive error
+}
+
+// Listener reads one NFLOG group and hands each packet to a handler as soon
+// as the kernel logs it.
+type Listener struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	sess   *session // nil once closed
+	closed chan struct{}
+	once   sync.Once
+
+	running atomic.Bool
+	started chan struct{} // closed by Run: until then the hook waits, so no packet is lost before Run
+
+	// hookMu serialises handler calls with Run's exit, so that no handler
+	// call starts or is in progress once Run has returned.
+	hookMu  sync.Mutex
+	handler func(*Packet)
+	pkt     Packet
+	nextSeq uint32
+
+	up       atomic.Bool
+	received atomic.Uint64
+	overruns atomic.Uint64
+	lost     atomic.Uint64
+	restarts atomic.Uint64
+	lastWarn atomic.Int64 // unix nanoseconds of the last overrun warning
+}
+
+// session is one bound NFLOG socket; a restart replaces it.
+type session struct {
+	nf     *nflog.Nflog
+	ctx    context.Context
+	cancel context.CancelFunc
+	dead   chan error // the fatal receive error, at most one
+}
+
+func (s *session) close() error {
+	// Cancel first: go-nflog's receive goroutine then stops at its next
+	// check. Close the socket directly rather than Nflog.Close, whose
+	// WaitGroup waits for a goroutine that only ends after cancellation
+	// and may be Added concurrently with the Wait.
+	s.cancel()
+	return s.nf.Con.Close()
+}
+
+// Open binds the NFLOG group in the configured namespace, so that a group
+// already taken by another process is reported here, at startup. Packets
+// that arrive before Run are held in the socket buffer.
+func Open(cfg Config) (*Listener, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Bufsize <= 0 {
+		cfg.Bufsize = DefaultBufsize
+	}
+	l := &Listener{
+		cfg:     cfg,
+		log:     cfg.Logger.With("nflog_group", cfg.Group),
+		closed:  make(chan struct{}),
+		started: make(chan struct{}),
+	}
+	s, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	l.sess = s
+	l.up.Store(true)
+	return l, nil
+}
+
+func (l *Listener) open() (*session, error) {
+	nf, err := nflog.Open(&nflog.Config{
+		NetNS:    l.cfg.NetNS,
+		Group:    l.cfg.Group,
+		Copymode: nflog.CopyPacket,
+		Bufsize:  snaplen, // go-nflog's Bufsize is the copy range, not the socket buffer
+		// Flush every packet at once whatever the rule says: the kernel's
+		// default batches messages for up to 1 s. go-nflog cannot send a
+		// zero flush timeout (it skips zero values), so the threshold does it.
+		QThresh: 1,
+		// Sequence numbers let us count messages lost to overruns.
+		Flags:  nflog.FlagSeq,
+		Logger: nflogLogger{l.log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capture: open nflog socket for group %d: %w", l.cfg.Group, err)
+	}
+	if err := setReadBuffer(nf.Con, l.cfg.Bufsize); err != nil {
+		nf.Con.Close()
+		return nil, fmt.Errorf("capture: nflog group %d: set receive buffer to %d: %w", l.cfg.Group, l.cfg.Bufsize, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{nf: nf, ctx: ctx, cancel: cancel, dead: make(chan error, 1)}
+	l.hookMu.Lock()
+	l.nextSeq = 0 // a new kernel instance counts from zero
+	l.hookMu.Unlock()
+	err = nf.RegisterWithErrorFunc(ctx,
+		func(a nflog.Attribute) int { return l.hook(s, a) },
+		func(err error) int { return l.onError(s, err) })
+	if err != nil {
+		s.close()
+		return nil, bindError(l.cfg.Group, err)
+	}
+	return s, nil
+}
+
+// setReadBuffer sets SO_RCVBUFFORCE (needs CAP_NET_ADMIN, which binding an
+// NFLOG group needs anyway) and falls back to SO_RCVBUF, capped by rmem_max.
+func setReadBuffer(c *netlink.Conn, n int) error {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		})
+		if err == nil && serr == nil {
+			return nil
+		}
+	}
+	return c.SetReadBuffer(n)
+}
+
+// bindError explains a failed bind. go-nflog formats the kernel's errno with
+// %v, so it can only be recognised by its text. The kernel answers EPERM
+// when another socket owns the group (and EBUSY when this socket already
+// does); lacking CAP_NET_ADMIN also gives EPERM, but on go-nflog's earlier
+// unbind step, whose message differs.
+func bindError(group uint16, err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "could not bind to requested group") &&
+		(strings.Contains(msg, unix.EPERM.Error()) || strings.Contains(msg, unix.EBUSY.Error())) {
+		return &inUseError{group: group, err: err}
+	}
+	if strings.Contains(msg, unix.EPERM.Error()) {
+		return fmt.Errorf("capture: bind nflog group %d: not permitted (needs CAP_NET_ADMIN): %w", group, err)
+	}
+	return fmt.Errorf("capture: bind nflog group %d: %w", group, err)
+}
+
+type inUseError struct {
+	group uint16
+	err   error
+}
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("capture: nflog group %d is already in use by another process (another go-pmtud or an ulogd?): %v", e.group, e.err)
+}
+
+func (e *inUseError) Unwrap() error        { return e.err }
+func (e *inUseError) Is(target error) bool { return target == ErrGroupInUse }
+
+// hook runs on go-nflog's receive goroutine for every logged packet.
+func (l *Listener) hook(s *session, a nflog.Attribute) int {
+	select {
+	case <-l.started:
+	case <-s.ctx.Done():
+		return 1
+	}
+	now := time.Now()
+	l.hookMu.Lock()
+	defer l.hookMu.Unlock()
+	if s.ctx.Err() != nil {
+		return 1
+	}
+	if a.Seq != nil {
+		// uint32 arithmetic makes the wrap-around harmless.
+		if gap := *a.Seq - l.nextSeq; gap != 0 && gap < 1<<31 {
+			l.lost.Add(uint64(gap))
+		}
+		l.nextSeq = *a.Seq + 1
+	}
+	if l.handler == nil || a.Payload == nil {
+		return 0
+	}
+	p := &l.pkt
+	*p = Packet{Payload: *a.Payload, Received: now}
+	if a.InDev != nil {
+		p.IfIndex = *a.InDev
+	}
+	if a.HwType != nil && a.HwHeader != nil {
+		p.SrcMAC, p.DstMAC, p.HasMAC = ethernetMACs(*a.HwType, *a.HwHeader)
+	}
+	l.received.Add(1)
+	l.handler(p)
+	return 0
+}
+
+// onError decides, for each receive error, whether go-nflog keeps reading.
+func (l *Listener) onError(s *session, err error) int {
+	if s.ctx.Err() != nil {
+		return 1 // closing or restarting: the read deadline go-nflog set woke us
+	}
+	if errors.Is(err, unix.ENOBUFS) {
+		// The kernel dropped messages because the buffer was full. The
+		// socket itself is fine: keep reading, or we would go deaf.
+		n := l.overruns.Add(1)
+		now := time.Now().UnixNano()
+		if last := l.lastWarn.Load(); now-last > int64(10*time.Second) && l.lastWarn.CompareAndSwap(last, now) {
+			l.log.Warn("nflog receive buffer overrun: the kernel dropped logged packets; raise the buffer or lower the firewall rate limit",
+				"overruns", n, "bufsize", l.cfg.Bufsize)
+		}
+		return 0
+	}
+	select {
+	case s.dead <- err:
+	default:
+	}
+	return 1
+}
+
+// Run hands every logged packet to handle, one at a time on one goroutine,
+// until ctx is done (it then returns nil) or capture fails for good (it
+// returns the error and Up reports false). A socket that fails is reopened
+// and the group rebound, a few times. Packet and its Payload are reused after
+// handle returns. Once Run returns, handle is not called again. Run may be
+// called once.
+func (l *Listener) Run(ctx context.Context, handle func(*Packet)) error {
+	if !l.running.CompareAndSwap(false, true) {
+		return errors.New("capture: Run called twice")
+	}
+	l.hookMu.Lock()
+	l.handler = handle
+	l.hookMu.Unlock()
+	close(l.started)
+	defer func() {
+		l.hookMu.Lock()
+		l.handler = nil
+		l.hookMu.Unlock()
+	}()
+
+	var restarts []time.Time
+	for {
+		l.mu.Lock()
+		s := l.sess
+		l.mu.Unlock()
+		if s == nil {
+			return nil // closed
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.closed:
+			return nil
+		case cause := <-s.dead:
+			now := time.Now()
+			for len(restarts) > 0 && now.Sub(restarts[0]) > time.Minute {
+				restarts = restarts[1:]
+			}
+			if len(restarts) >= maxRestartsPerMin {
+				l.fail(s)
+				return fmt.Errorf("capture: nflog group %d: receive failed %d times within a minute, last: %w", l.cfg.Group, len(restarts)+1, cause)
+			}
+			restarts = append(restarts, now)
+			if err := l.restart(ctx, s, cause); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// fail marks capture dead for good.
+func (l *Listener) fail(s *session) {
+	l.up.Store(false)
+	s.close()
+}
+
+// restart replaces the failed session s with a freshly bound one.
+func (l *Listener) restart(ctx context.Context, s *session, cause error) error {
+	l.up.Store(false)
+	l.log.Error("nflog receive failed; reopening the socket", "err", cause)
+	s.close() // unbinds the group, so the new socket can take it
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ns, err := l.open()
+		if err == nil {
+			l.mu.Lock()
+			if l.sess == nil { // Close ran meanwhile
+				l.mu.Unlock()
+				ns.close()
+				return nil
+			}
+			l.sess = ns
+			l.mu.Unlock()
+			l.restarts.Add(1)
+			l.up.Store(true)
+			l.log.Info("nflog socket reopened", "attempt", attempt)
+			return nil
+		}
+		if attempt == maxReopenAttempts {
+			return fmt.Errorf("capture: nflog group %d: receive failed (%v) and reopening failed %d times: %w", l.cfg.Group, cause, attempt, err)
+		}
+		l.log.Warn("reopening nflog socket failed", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.closed:
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// Up reports whether the listener is bound and reading: false after Close,
+// while a restart is under way, and once capture has failed for good.
+// The daemon's readiness check should include it.
+func (l *Listener) Up() bool { return l.up.Load() }
+
+// Stats returns the counters.
+func (l *Listener) Stats() Stats {
+	return Stats{
+		Received: l.received.Load(),
+		Overruns: l.overruns.Load(),
+		Lost:     l.lost.Load(),
+		Restarts: l.restarts.Load(),
+	}
+}
+
+// Close releases the socket, which also unbinds the group; Run then returns.
+// A handler call in progress may still finish after Close returns; Run waits
+// for it before returning.
+func (l *Listener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	l.mu.Lock()
+	s := l.sess
+	l.sess = nil
+	l.mu.Unlock()
+	l.up.Store(false)
+	if s == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// nflogLogger routes go-nflog's own messages to debug level: every error that
+// matters reaches onError, and go-nflog reports normal shutdown as an error.
+type nflogLogger struct{ log *slog.Logger }
+
+func (n nflogLogger) Debugf(format string, args ...any) {
+	n.log.Debug("go-nflog: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+func (n nflogLogger) Errorf(format string, args ...any) {
+	n.log.Debug("go-nflog: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
