@@ -121,6 +121,21 @@ func (n *neighbours) run(every time.Duration) {
 	defer n.deleteCreated(nil)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+
+	// After triggering resolution, re-read the table a few times at growing
+	// intervals (5 ms .. 640 ms, about 1.3 s in all), so a peer that answers
+	// within milliseconds is usable at once rather than at the next tick.
+	// The poll is a timer in this loop, so it never delays other events.
+	poll := time.NewTimer(time.Hour)
+	poll.Stop()
+	defer poll.Stop()
+	var pollDelay time.Duration
+	startPoll := func() {
+		if !n.resolved() {
+			pollDelay = 5 * time.Millisecond
+			poll.Reset(pollDelay)
+		}
+	}
 	for {
 		select {
 		case <-n.done:
@@ -130,32 +145,46 @@ func (n *neighbours) run(every time.Duration) {
 		case <-n.peerc:
 			n.applyPeers()
 			n.refresh(true)
-			n.settle()
+			startPoll()
 		case a := <-n.wantc:
-			n.track(a)
+			need := n.track(a)
 			// Drain what queued meanwhile; bounded by the channel's capacity.
+		drain:
 			for i := 0; i < cap(n.wantc); i++ {
 				select {
 				case a := <-n.wantc:
-					n.track(a)
-					continue
+					need = n.track(a) || need
 				default:
+					break drain
 				}
-				break
 			}
-			n.refresh(true)
-			n.settle()
+			// A peer that never answers is asked for on every Send; it
+			// costs a refresh at most once per minResolveGap.
+			if need {
+				n.refresh(true)
+				startPoll()
+			}
+		case <-poll.C:
+			n.refresh(false)
+			if pollDelay < 640*time.Millisecond && !n.resolved() {
+				pollDelay *= 2
+				poll.Reset(pollDelay)
+			}
 		}
 	}
 }
 
-func (n *neighbours) track(a netip.Addr) {
+// track starts tracking a peer Send asked for. It reports whether a refresh
+// is due: the peer is new, or its last resolution attempt is old enough.
+func (n *neighbours) track(a netip.Addr) bool {
 	if !a.IsValid() {
-		return
+		return false
 	}
 	if _, ok := n.tracked[a]; !ok {
 		n.tracked[a] = true
+		return true
 	}
+	return time.Since(n.lastTry[a]) >= minResolveGap
 }
 
 func (n *neighbours) applyPeers() {
@@ -181,27 +210,6 @@ func (n *neighbours) applyPeers() {
 		}
 	}
 	n.tracked = next
-}
-
-// settle re-reads the table a few times shortly after resolution was
-// triggered, so a peer that answers within milliseconds is usable at once
-// rather than at the next tick. Bounded: about 1.3 s in total.
-func (n *neighbours) settle() {
-	delay := 5 * time.Millisecond
-	for i := 0; i < 8; i++ {
-		if n.resolved() {
-			return
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-n.done:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		n.refresh(false)
-		delay *= 2
-	}
 }
 
 func (n *neighbours) resolved() bool {
