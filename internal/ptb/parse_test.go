@@ -290,7 +290,7 @@ func TestParse(t *testing.T) {
 				if m.Inner != want {
 					t.Errorf("Inner = %+v, want %+v", m.Inner, want)
 				}
-				stated := 20
+				var stated int
 				if fam == 4 {
 					stated = int(binary.BigEndian.Uint16(pkt[2:]))
 				} else {
