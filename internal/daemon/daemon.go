@@ -1,0 +1,317 @@
+// Package daemon wires go-pmtud together: it resolves the uplink, opens the
+// capture, installs the firewall rule, keeps the peer view fresh, serves
+// metrics and health, and runs the packet path until told to stop.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/go-pmtud/go-pmtud/internal/capture"
+	"github.com/go-pmtud/go-pmtud/internal/config"
+	"github.com/go-pmtud/go-pmtud/internal/firewall"
+	"github.com/go-pmtud/go-pmtud/internal/health"
+	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/peers"
+	"github.com/go-pmtud/go-pmtud/internal/policy"
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/relay"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
+)
+
+// How often state that can drift under us is looked at again.
+const (
+	viewRefresh     = 5 * time.Second  // own addresses, peer MACs
+	firewallRefresh = 10 * time.Second // somebody flushed the ruleset?
+	captureRetries  = 5                // rebinds before giving up and exiting non-zero
+)
+
+// Run runs the daemon until ctx is cancelled. A returned error means the
+// process should exit non-zero.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	uplink, err := resolveUplink(cfg.Iface)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "iface", uplink.Name, "transport", cfg.Transport, "nflog_group", cfg.NFLOGGroup,
+		"firewall", cfg.Firewall, "dry_run", cfg.DryRun, "nodename", cfg.NodeName)
+
+	m := metrics.New(cfg.Transport)
+	checks := health.New()
+
+	self, err := localIdentity(uplink)
+	if err != nil {
+		return err
+	}
+	registry := peers.NewRegistry(self.addrs...)
+
+	sender, err := newSender(cfg, uplink.Name, log)
+	if err != nil {
+		return fmt.Errorf("transport %s: %w", cfg.Transport, err)
+	}
+	defer sender.Close()
+
+	engine, err := policy.New(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	limits := ptb.DefaultLimits()
+	if cfg.Strict {
+		limits = ptb.StrictLimits()
+	}
+	path := relay.New(relay.Config{
+		Limits: limits, Engine: engine, Sender: sender, Metrics: m, DryRun: cfg.DryRun,
+		Logger: log.With("component", "relay"),
+		SendError: func(peer netip.Addr, _ error) {
+			m.SendErrors.WithLabelValues(peerName(registry.Snapshot(), peer)).Inc()
+		},
+	})
+
+	servers, err := serve(cfg, m, checks, log)
+	if err != nil {
+		return err
+	}
+	defer shutdown(servers)
+
+	// Capture before the rule: a rule logging to an unbound group loses packets.
+	listener, err := capture.Open(capture.Config{Group: cfg.NFLOGGroup, Logger: log.With("component", "capture")})
+	if err != nil {
+		return err
+	}
+	defer listener.Close()
+
+	fw, err := installFirewall(cfg, uplink.Name, log)
+	if err != nil {
+		return err
+	}
+	if fw != nil {
+		defer func() {
+			if err := fw.Remove(); err != nil {
+				log.Error("removing firewall table", "err", err)
+			} else {
+				log.Info("firewall table removed")
+			}
+		}()
+	}
+	m.FirewallUp.Set(1)
+
+	if len(cfg.Peers) > 0 {
+		static := make([]peers.Peer, len(cfg.Peers))
+		for i, a := range cfg.Peers {
+			static[i] = peers.Peer{Addr: a}
+		}
+		registry.Update("static", static)
+	}
+	if err := startKubernetes(ctx, cfg, registry, m, checks, log); err != nil {
+		return err
+	}
+
+	var capMu sync.Mutex
+	current := listener
+	checks.Live("process", func() error { return nil })
+	checks.Ready("capture", func() error {
+		capMu.Lock()
+		defer capMu.Unlock()
+		if !current.Up() {
+			return fmt.Errorf("nflog group %d is not receiving", cfg.NFLOGGroup)
+		}
+		return nil
+	})
+	var fwErr error
+	var fwMu sync.Mutex
+	checks.Ready("firewall", func() error { fwMu.Lock(); defer fwMu.Unlock(); return fwErr })
+	checks.Ready("peers", func() error {
+		if registry.Snapshot().Len() == 0 {
+			return errors.New("no peers known yet")
+		}
+		return nil
+	})
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		keepViewFresh(ctx, uplink, sender, registry, path, m, log)
+	}()
+	if fw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keepFirewall(ctx, fw, m, log, func(err error) { fwMu.Lock(); fwErr = err; fwMu.Unlock() })
+		}()
+	}
+
+	// The packet path. If capture dies, rebind a few times before giving up.
+	m.CaptureUp.Set(1)
+	log.Info("relaying", "peers", registry.Snapshot().Len())
+	for attempt := 0; ; attempt++ {
+		err := current.Run(ctx, func(p *capture.Packet) { path.Handle(p) })
+		if ctx.Err() != nil {
+			log.Info("stopping")
+			return nil
+		}
+		m.CaptureUp.Set(0)
+		if attempt >= captureRetries {
+			return fmt.Errorf("capture on nflog group %d died %d times, last: %w", cfg.NFLOGGroup, attempt+1, err)
+		}
+		log.Error("capture died, rebinding", "err", err, "attempt", attempt+1)
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		current.Close()
+		next, oerr := capture.Open(capture.Config{Group: cfg.NFLOGGroup, Logger: log.With("component", "capture")})
+		if oerr != nil {
+			log.Error("rebinding capture", "err", oerr)
+			continue
+		}
+		capMu.Lock()
+		current = next
+		capMu.Unlock()
+		m.CaptureUp.Set(1)
+	}
+}
+
+func newSender(cfg config.Config, iface string, log *slog.Logger) (transport.Sender, error) {
+	switch cfg.Transport {
+	case config.TransportL2:
+		return transport.NewL2(transport.L2Config{Iface: iface, Logger: log.With("component", "transport")})
+	case config.TransportBroadcast:
+		return transport.NewBroadcast(transport.BroadcastConfig{Iface: iface})
+	default:
+		return transport.NewRouted(transport.RoutedConfig{TTL: cfg.TTL})
+	}
+}
+
+func installFirewall(cfg config.Config, iface string, log *slog.Logger) (*firewall.Table, error) {
+	if cfg.Firewall == "none" {
+		log.Info("firewall rule left to the operator", "nflog_group", cfg.NFLOGGroup)
+		return nil, nil
+	}
+	fw, err := firewall.New(firewall.Config{Iface: iface, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate})
+	if err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	if err := fw.Install(); err != nil {
+		return nil, fmt.Errorf("installing nftables table: %w", err)
+	}
+	log.Info("firewall table installed", "table", "inet go-pmtud", "iface", iface)
+	return fw, nil
+}
+
+// keepFirewall re-verifies the table and reinstalls it if somebody removed it
+// (e.g. an `nft flush ruleset` by another agent on the node).
+func keepFirewall(ctx context.Context, fw *firewall.Table, m *metrics.Metrics, log *slog.Logger, report func(error)) {
+	t := time.NewTicker(firewallRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := fw.Verify()
+		if err == nil {
+			report(nil)
+			m.FirewallUp.Set(1)
+			continue
+		}
+		log.Warn("firewall table changed under us, reinstalling", "err", err)
+		if ierr := fw.Install(); ierr != nil {
+			log.Error("reinstalling firewall table", "err", ierr)
+			report(ierr)
+			m.FirewallUp.Set(0)
+			continue
+		}
+		report(nil)
+		m.FirewallUp.Set(1)
+	}
+}
+
+// keepViewFresh rebuilds the policy's view whenever the peers change, and
+// periodically for our own addresses and the peers' MACs.
+func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.Sender, registry *peers.Registry, path *relay.Relay, m *metrics.Metrics, log *slog.Logger) {
+	t := time.NewTicker(viewRefresh)
+	defer t.Stop()
+	last := -1
+	for {
+		self, err := localIdentity(uplink)
+		if err != nil {
+			log.Warn("reading own addresses", "err", err)
+		}
+		set := registry.Snapshot()
+		var macs [][6]byte
+		if ms, ok := sender.(transport.MACSource); ok {
+			macs = ms.PeerMACs()
+		}
+		path.SetView(policy.NewView(self.addrs, self.macs, set, macs))
+		for source, n := range registry.Counts() {
+			m.Peers.WithLabelValues(source).Set(float64(n))
+		}
+		m.PeersTotal.Set(float64(set.Len()))
+		if set.Len() != last {
+			log.Info("peers", "count", set.Len())
+			last = set.Len()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-registry.Changed():
+		case <-t.C:
+		}
+	}
+}
+
+func peerName(s *peers.Set, addr netip.Addr) string {
+	for _, p := range s.All() {
+		if p.Addr == addr {
+			return p.Name
+		}
+	}
+	return addr.String()
+}
+
+func serve(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) ([]*http.Server, error) {
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	var servers []*http.Server
+	for _, s := range []struct {
+		addr string
+		h    http.Handler
+	}{
+		{net.JoinHostPort(cfg.MetricsAddress, strconv.Itoa(cfg.MetricsPort)), metricsMux},
+		{net.JoinHostPort(cfg.HealthAddress, strconv.Itoa(cfg.HealthPort)), checks.Handler()},
+	} {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			shutdown(servers)
+			return nil, fmt.Errorf("listening on %s: %w", s.addr, err)
+		}
+		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "addr", s.addr, "err", err)
+			}
+		}()
+	}
+	return servers, nil
+}
+
+func shutdown(servers []*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(ctx)
+	}
+}
