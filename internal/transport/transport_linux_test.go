@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -336,6 +337,46 @@ func TestSendDoesNotAllocate(t *testing.T) {
 			if a := testing.AllocsPerRun(200, func() { s.Send(m, to, onErr) }); a != 0 {
 				t.Errorf("%s v%d: %v allocations per Send", s.Name(), f, a)
 			}
+		}
+	}
+}
+
+// TestBroadcastVersusDropUnicastInL2Multicast records a limit of the
+// broadcast transport: a receiver with drop_unicast_in_l2_multicast=1
+// (RFC 1122 3.3.6 / RFC 4861 hardening, off by default) discards the relayed
+// packet, because it carries a unicast IP destination in an L2 broadcast.
+func TestBroadcastVersusDropUnicastInL2Multicast(t *testing.T) {
+	l := newLab(t)
+	n1, n2 := l.nodes[0], l.nodes[1]
+	in(t, n2.ns, func() error {
+		for _, p := range []string{"/proc/sys/net/ipv4/conf/eth0/drop_unicast_in_l2_multicast", "/proc/sys/net/ipv6/conf/eth0/drop_unicast_in_l2_multicast"} {
+			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var bc *Broadcast
+	in(t, n1.ns, func() error {
+		var err error
+		bc, err = NewBroadcast(BroadcastConfig{Iface: "eth0"})
+		return err
+	})
+	t.Cleanup(func() { bc.Close() })
+	sn2 := sniff(t, n2.ns)
+	for _, f := range []uint8{4, 6} {
+		c := netip.MustParseAddr(map[uint8]string{4: "198.51.100.99", 6: "2001:db8:1::99"}[f])
+		sock := openPMTUSocket(t, n2.ns, f, c, 4099)
+		m := ptbMessage(f, c, 4099, 1400)
+		if n := bc.Send(m, []peers.Peer{n2.peer(f)}, nil); n != 1 {
+			t.Fatalf("Send = %d", n)
+		}
+		if sn2.next(t, 2*time.Second) == nil {
+			t.Fatal("n2 did not receive the broadcast frame")
+		}
+		time.Sleep(200 * time.Millisecond)
+		if got := sock.mtu(t); got != 9000 {
+			t.Errorf("v%d: with drop_unicast_in_l2_multicast=1 n2 still applied the PTB (MTU %d)", f, got)
 		}
 	}
 }
