@@ -1,0 +1,418 @@
+// Package kube discovers peers from Kubernetes Node objects.
+//
+// A client-go informer watches Nodes (optionally filtered by a label selector,
+// server-side). A transform trims every Node to its name and the addresses of
+// the chosen type before it enters the cache, so memory stays small in
+// clusters of thousands of nodes. On every change that matters the full peer
+// list is published; when the API server goes away the informer keeps its
+// cache, nothing is published, and the last list stays in use while
+// client-go's reflector retries with backoff.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/go-pmtud/go-pmtud/internal/peers"
+)
+
+// Source is the name the Kubernetes peers are published under in a
+// peers.Registry and in the gopmtud_peers{source} metric.
+const Source = "kubernetes"
+
+// DefaultDebounce is how long a burst of Node changes is collected before one
+// list is published: short against the 1 s budget for a change to show, long
+// enough that a relist of thousands of Nodes publishes once.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Config configures the Node watch.
+type Config struct {
+	// NodeName is this node's Node name; that Node is never a peer.
+	NodeName string
+	// AddressType is the Node address type that is a peer's address
+	// (default "InternalIP"). Every address of that type is used, so a
+	// dual-stack node yields an IPv4 and an IPv6 peer.
+	AddressType string
+	// LabelSelector limits which Nodes are peers; it is applied by the API
+	// server, so other Nodes never reach this process.
+	LabelSelector string
+	// Families limits peers to these address families (4, 6); empty: both.
+	Families []int
+	// Debounce collects bursts of changes; zero means DefaultDebounce.
+	Debounce time.Duration
+	// Logger receives progress and API errors; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the gopmtud_kubernetes_* metrics; nil: not exported.
+	Registerer prometheus.Registerer
+}
+
+// Watcher publishes the peers found in Node objects.
+type Watcher struct {
+	client  kubernetes.Interface
+	cfg     Config
+	sel     string
+	publish func([]peers.Peer)
+	log     *slog.Logger
+
+	synced      atomic.Bool
+	connected   atomic.Bool
+	lastSync    atomic.Int64 // unix nanoseconds of the last successful contact
+	watchErrors atomic.Uint64
+	lastErr     atomic.Pointer[errorAt] // most recent failure, for detail and dedup
+	peerCount   atomic.Int64
+
+	kick chan struct{}
+	once sync.Once
+}
+
+type errorAt struct {
+	err error
+	at  time.Time
+}
+
+// New returns a Watcher; it starts nothing until Run. It fails on a bad
+// label selector or address family, and if the metrics cannot be registered.
+func New(client kubernetes.Interface, cfg Config, publish func([]peers.Peer)) (*Watcher, error) {
+	if cfg.AddressType == "" {
+		cfg.AddressType = string(corev1.NodeInternalIP)
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	for _, f := range cfg.Families {
+		if f != 4 && f != 6 {
+			return nil, fmt.Errorf("kubernetes: address family %d: want 4 or 6", f)
+		}
+	}
+	sel, err := labels.Parse(cfg.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: node selector %q: %w", cfg.LabelSelector, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{
+		client:  client,
+		cfg:     cfg,
+		sel:     sel.String(),
+		publish: publish,
+		log:     log.With("source", Source),
+		kick:    make(chan struct{}, 1),
+	}
+	if cfg.Registerer != nil {
+		if err := w.register(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// Run watches Nodes and publishes the peer list until ctx is done, then
+// returns nil. The first list is published once the initial Node list is
+// complete; after that, every change to the peer list is published within
+// about Debounce. API errors never end Run: they are logged and counted while
+// the last published list stays in use.
+func Run(ctx context.Context, client kubernetes.Interface, cfg Config, publish func([]peers.Peer)) error {
+	w, err := New(client, cfg, publish)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// Run is the method form of the package-level Run; call it once.
+func (w *Watcher) Run(ctx context.Context) error {
+	started := false
+	w.once.Do(func() { started = true })
+	if !started {
+		return errors.New("kubernetes: Watcher.Run called twice")
+	}
+	if w.cfg.NodeName == "" {
+		w.log.Warn("no node name given (--nodename): this node's own Node object is a peer too")
+	}
+
+	informer := cache.NewSharedIndexInformerWithOptions(w.listWatch(), &corev1.Node{},
+		cache.SharedIndexInformerOptions{ObjectDescription: "nodes"})
+	if err := informer.SetTransform(w.transform); err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	if err := informer.SetWatchErrorHandlerWithContext(w.onWatchError); err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { w.poke() },
+		UpdateFunc: func(oldObj, newObj any) {
+			// Node status heartbeats update every Node regularly; only a
+			// change of the (already trimmed) addresses changes the peers.
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if !ok1 || !ok2 || !slices.Equal(o.Status.Addresses, n.Status.Addresses) {
+				w.poke()
+			}
+		},
+		DeleteFunc: func(any) { w.poke() },
+	}); err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+
+	w.log.Info("watching nodes", "selector", w.sel, "address_type", w.cfg.AddressType, "node", w.cfg.NodeName)
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Go(func() { informer.RunWithContext(ctx) })
+	defer wg.Wait()
+
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return nil // ctx done before the first list arrived
+	}
+	w.synced.Store(true)
+	var last []peers.Peer
+	last = w.update(informer.GetStore(), nil, true)
+	w.log.Info("initial node list", "peers", len(last), "took", time.Since(start).Round(time.Millisecond))
+
+	debounce := time.NewTimer(0)
+	<-debounce.C
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.kick:
+			debounce.Reset(w.cfg.Debounce)
+			select {
+			case <-ctx.Done():
+				debounce.Stop()
+				return nil
+			case <-debounce.C:
+			}
+			select { // changes that came during the wait are in this list
+			case <-w.kick:
+			default:
+			}
+			last = w.update(informer.GetStore(), last, false)
+		}
+	}
+}
+
+// update publishes the peers in store when they differ from last.
+func (w *Watcher) update(store cache.Store, last []peers.Peer, force bool) []peers.Peer {
+	list := w.peersFrom(store.List())
+	if !force && slices.Equal(list, last) {
+		return last
+	}
+	w.peerCount.Store(int64(len(list)))
+	w.publish(slices.Clone(list))
+	if !force {
+		w.log.Debug("peers changed", "peers", len(list))
+	}
+	return list
+}
+
+func (w *Watcher) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// peersFrom turns trimmed Nodes into peers sorted by address then name, so
+// two lists compare equal exactly when they hold the same peers.
+func (w *Watcher) peersFrom(objs []any) []peers.Peer {
+	list := make([]peers.Peer, 0, len(objs))
+	for _, obj := range objs {
+		n, ok := obj.(*corev1.Node)
+		if !ok || n.Name == w.cfg.NodeName {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			addr, err := netip.ParseAddr(a.Address)
+			if err != nil || addr.Zone() != "" {
+				continue
+			}
+			addr = addr.Unmap()
+			if !w.wantFamily(addr) {
+				continue
+			}
+			list = append(list, peers.Peer{Name: n.Name, Addr: addr})
+		}
+	}
+	slices.SortFunc(list, func(a, b peers.Peer) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return list
+}
+
+func (w *Watcher) wantFamily(a netip.Addr) bool {
+	if len(w.cfg.Families) == 0 {
+		return true
+	}
+	f := 6
+	if a.Is4() {
+		f = 4
+	}
+	return slices.Contains(w.cfg.Families, f)
+}
+
+// transform keeps only what peersFrom reads (plus the resource version the
+// informer tracks), so a cached Node costs about a hundred bytes instead of
+// the kilobytes of images, conditions and managed fields a real Node carries.
+func (w *Watcher) transform(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil // e.g. a DeletedFinalStateUnknown tombstone
+	}
+	slim := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, ResourceVersion: n.ResourceVersion}}
+	for _, a := range n.Status.Addresses {
+		if string(a.Type) == w.cfg.AddressType {
+			slim.Status.Addresses = append(slim.Status.Addresses, a)
+		}
+	}
+	return slim, nil
+}
+
+// listWatch lists and watches Nodes with the label selector, recording every
+// successful request and event as contact with the API server and every
+// failed one as a watch error: the reflector retries a refused watch on its
+// own without calling the watch error handler, so the handler alone would
+// not see an API server that is down.
+func (w *Watcher) listWatch() cache.ListerWatcher {
+	nodes := w.client.CoreV1().Nodes()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.LabelSelector = w.sel
+			obj, err := nodes.List(ctx, opts)
+			if err != nil {
+				w.failed(ctx, "list", err)
+				return nil, err
+			}
+			w.contact()
+			return obj, nil
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.LabelSelector = w.sel
+			wi, err := nodes.Watch(ctx, opts)
+			if err != nil {
+				w.failed(ctx, "watch", err)
+				return nil, err
+			}
+			w.contact()
+			return watch.Filter(wi, func(ev watch.Event) (watch.Event, bool) {
+				if ev.Type == watch.Error {
+					w.failed(ctx, "watch", apierrors.FromObject(ev.Object))
+				} else {
+					w.contact()
+				}
+				return ev, true
+			}), nil
+		},
+	}
+	// Lets the reflector stream the initial list (WatchList) when the client
+	// supports it, which avoids holding whole list pages in memory.
+	return cache.ToListWatcherWithWatchListSemantics(lw, w.client)
+}
+
+func (w *Watcher) contact() {
+	w.lastSync.Store(time.Now().UnixNano())
+	if !w.connected.Swap(true) && w.lastErr.Load() != nil {
+		w.log.Info("kubernetes API reachable again")
+	}
+}
+
+// failed counts and logs a failed list or watch. A watch that expired (the
+// server compacted past our resource version) is routine and not counted.
+func (w *Watcher) failed(ctx context.Context, what string, err error) {
+	if ctx.Err() != nil || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return
+	}
+	w.watchErrors.Add(1)
+	w.lastErr.Store(&errorAt{err: err, at: time.Now()})
+	if w.connected.Swap(false) || !w.synced.Load() {
+		// Logged at the transition; the reflector retries with backoff
+		// (up to ~30 s), so later failures only show in the counter and detail.
+		w.log.Warn("kubernetes API request failed; keeping the last known peers and retrying",
+			"request", what, "peers", w.peerCount.Load(), "err", err)
+	} else {
+		w.log.Debug("kubernetes API request failed", "request", what, "err", err)
+	}
+}
+
+// onWatchError sees what ListAndWatch returned; failures of our own requests
+// were counted in listWatch already.
+func (w *Watcher) onWatchError(ctx context.Context, _ *cache.Reflector, err error) {
+	if last := w.lastErr.Load(); last != nil && errors.Is(err, last.err) {
+		return
+	}
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return // the stream ended; the next request tells whether the server is there
+	}
+	w.failed(ctx, "list and watch", err)
+}
+
+// Synced reports whether the initial Node list has been received and published.
+func (w *Watcher) Synced() bool { return w.synced.Load() }
+
+// Ready is a readiness check: it fails until the initial Node list was
+// published. Losing the API server later does not fail it, because relaying
+// to the last known peers is the job; Detail says so.
+func (w *Watcher) Ready() error {
+	if !w.synced.Load() {
+		return errors.New(w.Detail())
+	}
+	return nil
+}
+
+// Detail describes the watch state in one line for logs and health output.
+func (w *Watcher) Detail() string {
+	var b strings.Builder
+	switch {
+	case !w.synced.Load():
+		b.WriteString("waiting for the initial node list")
+	case w.connected.Load():
+		fmt.Fprintf(&b, "synced, %d peers", w.peerCount.Load())
+	default:
+		fmt.Fprintf(&b, "API unreachable, relaying to the %d last known peers", w.peerCount.Load())
+	}
+	if t := w.lastSync.Load(); t != 0 {
+		fmt.Fprintf(&b, ", last contact %s ago", time.Since(time.Unix(0, t)).Round(time.Second))
+	}
+	if e := w.lastErr.Load(); e != nil && !w.connected.Load() {
+		fmt.Fprintf(&b, ", %d errors, last: %v", w.watchErrors.Load(), e.err)
+	}
+	return b.String()
+}
+
+// Connected reports whether the most recent request to the API server succeeded.
+func (w *Watcher) Connected() bool { return w.connected.Load() }
+
+// WatchErrors is the number of failed list and watch requests so far.
+func (w *Watcher) WatchErrors() uint64 { return w.watchErrors.Load() }
+
+// LastSync is the time of the last successful contact with the API server
+// (a list, a watch started, or a watch event including bookmarks); zero if none.
+func (w *Watcher) LastSync() time.Time {
+	if t := w.lastSync.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Time{}
+}
