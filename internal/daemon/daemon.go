@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,7 +34,7 @@ import (
 
 // How often state that can drift under us is looked at again.
 const (
-	viewRefresh     = 5 * time.Second  // own addresses, peer MACs
+	viewRefresh     = time.Second      // own addresses, peer MACs (l2 loop guard: learn them fast)
 	firewallRefresh = 10 * time.Second // somebody flushed the ruleset?
 	captureRetries  = 5                // rebinds before giving up and exiting non-zero
 )
@@ -116,6 +119,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
+	// What the last view lacked (l2: peer MACs); readiness reports it.
+	var viewErr atomic.Pointer[struct{ err error }]
+	viewErr.Store(&struct{ err error }{errNoView})
+
 	var capMu sync.Mutex
 	current := listener
 	checks.Live("process", func() error { return nil })
@@ -134,7 +141,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if registry.Snapshot().Len() == 0 {
 			return errors.New("no peers known yet")
 		}
-		return nil
+		return viewErr.Load().err
 	})
 
 	var wg sync.WaitGroup
@@ -144,7 +151,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		keepViewFresh(ctx, uplink, sender, registry, path, m, log)
+		keepViewFresh(ctx, uplink, sender, registry, path, m, log, func(err error) {
+			viewErr.Store(&struct{ err error }{err})
+		})
 	}()
 	if fw != nil {
 		wg.Add(1)
@@ -240,21 +249,32 @@ func keepFirewall(ctx context.Context, fw *firewall.Table, m *metrics.Metrics, l
 
 // keepViewFresh rebuilds the policy's view whenever the peers change, and
 // periodically for our own addresses and the peers' MACs.
-func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.Sender, registry *peers.Registry, path *relay.Relay, m *metrics.Metrics, log *slog.Logger) {
+func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.Sender, registry *peers.Registry, path *relay.Relay, m *metrics.Metrics, log *slog.Logger, report func(error)) {
 	t := time.NewTicker(viewRefresh)
 	defer t.Stop()
 	last := -1
+	var told *peers.Set
 	for {
 		self, err := localIdentity(uplink)
 		if err != nil {
 			log.Warn("reading own addresses", "err", err)
 		}
 		set := registry.Snapshot()
+		if pa, ok := sender.(peerAware); ok && set != told {
+			// l2 resolves MACs ahead of the first relay, and the loop guard
+			// knows a peer's copies by its MAC from the start.
+			pa.SetPeers(set.All())
+			told = set
+		}
+		// Unresolved before PeerMACs: if nothing was missing then, the MACs
+		// read next are complete and the view built from them is armed.
+		missing := unresolvedPeers(sender)
 		var macs [][6]byte
 		if ms, ok := sender.(transport.MACSource); ok {
 			macs = ms.PeerMACs()
 		}
 		path.SetView(policy.NewView(self.addrs, self.macs, set, macs))
+		report(missing)
 		for source, n := range registry.Counts() {
 			m.Peers.WithLabelValues(source).Set(float64(n))
 		}
@@ -263,14 +283,43 @@ func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.
 			log.Info("peers", "count", set.Len())
 			last = set.Len()
 		}
+		wait := t.C
+		if missing != nil {
+			// Poll fast until every peer MAC is in the view: the l2 loop guard
+			// depends on them.
+			wait = time.After(50 * time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-registry.Changed():
-		case <-t.C:
+		case <-wait:
 		}
 	}
 }
+
+// unresolvedPeers reports peers whose MAC the transport still lacks (l2 only).
+func unresolvedPeers(sender transport.Sender) error {
+	u, ok := sender.(interface{ Unresolved() map[netip.Addr]error })
+	if !ok {
+		return nil
+	}
+	missing := u.Unresolved()
+	if len(missing) == 0 {
+		return nil
+	}
+	addrs := make([]string, 0, len(missing))
+	for a := range missing {
+		addrs = append(addrs, a.String())
+	}
+	slices.Sort(addrs)
+	return fmt.Errorf("no MAC yet for %d peer(s): %s", len(addrs), strings.Join(addrs, ", "))
+}
+
+var errNoView = errors.New("peer view not built yet")
+
+// peerAware is implemented by transports that prepare per-peer state (l2: MACs).
+type peerAware interface{ SetPeers([]peers.Peer) }
 
 func peerName(s *peers.Set, addr netip.Addr) string {
 	for _, p := range s.All() {

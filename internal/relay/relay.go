@@ -6,6 +6,7 @@ package relay
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -95,7 +96,7 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()
 		if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
-			r.logDrop(reason)
+			r.logDrop(reason, p)
 		}
 		return reason
 	}
@@ -112,18 +113,25 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 	r.metrics.RelayLatency.Observe(time.Since(now).Seconds())
 	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
 		r.log.Debug("relayed", "router", r.msg.Src, "vip", r.msg.Dst, "mtu", r.msg.MTU,
-			"client", r.msg.Inner.Dst, "peers", len(to), "dry_run", r.dryRun)
+			"client", r.msg.Inner.Dst, "src_mac", macString(p), "peers", len(to), "dry_run", r.dryRun)
 	}
 	return drop.None
 }
 
-func (r *Relay) logDrop(reason drop.Reason) {
+func macString(p *capture.Packet) string {
+	if !p.HasMAC {
+		return ""
+	}
+	return net.HardwareAddr(p.SrcMAC[:]).String()
+}
+
+func (r *Relay) logDrop(reason drop.Reason, p *capture.Packet) {
 	if reason.Malformed() {
 		r.log.Debug("dropped", "reason", reason.String())
 		return
 	}
 	r.log.Debug("dropped", "reason", reason.String(), "router", r.msg.Src, "vip", r.msg.Dst,
-		"mtu", r.msg.MTU, "client", r.msg.Inner.Dst)
+		"mtu", r.msg.MTU, "client", r.msg.Inner.Dst, "src_mac", macString(p))
 }
 
 // logLimiter lets through at most perSecond log lines per second, so a

@@ -53,6 +53,7 @@ type L2 struct {
 	failFn func(int, error)
 
 	table atomic.Pointer[neighTable]
+	want  atomic.Pointer[[]netip.Addr] // the peers of the last SetPeers
 	nb    *neighbours
 
 	closeOnce sync.Once
@@ -193,6 +194,7 @@ func (l *L2) SetPeers(ps []peers.Peer) {
 	for i, p := range ps {
 		addrs[i] = p.Addr.Unmap()
 	}
+	l.want.Store(&addrs)
 	l.nb.setPeers(addrs)
 }
 
@@ -200,6 +202,36 @@ func (l *L2) SetPeers(ps []peers.Peer) {
 // and never those of other neighbours such as routers. The slice is shared
 // and must not be modified; it does not allocate.
 func (l *L2) PeerMACs() [][6]byte { return l.table.Load().macs }
+
+// Unresolved lists the tracked peers that have no usable MAC yet, with why.
+// The daemon keeps readiness red while any is left: until a peer's MAC is
+// known, its relayed copies cannot be told apart by their sender.
+// Peers given to SetPeers count even before the refresher first looked at them.
+func (l *L2) Unresolved() map[netip.Addr]error {
+	var out map[netip.Addr]error
+	add := func(a netip.Addr, err error) {
+		if out == nil {
+			out = map[netip.Addr]error{}
+		}
+		out[a] = err
+	}
+	t := l.table.Load()
+	if want := l.want.Load(); want != nil {
+		for _, a := range *want {
+			if e, ok := t.m[a]; !ok {
+				add(a, ErrNoMAC)
+			} else if e.err != nil {
+				add(a, e.err)
+			}
+		}
+	}
+	for a, e := range t.m {
+		if e.err != nil {
+			add(a, e.err)
+		}
+	}
+	return out
+}
 
 // Close stops the neighbour refresher, deletes the managed neighbour
 // entries it created, and closes the sockets.
