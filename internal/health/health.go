@@ -15,20 +15,37 @@ type Check func() error
 // Checker holds named liveness and readiness checks.
 type Checker struct {
 	mu    sync.Mutex
-	live  map[string]Check
-	ready map[string]Check
+	live  map[string]entry
+	ready map[string]entry
+}
+
+type entry struct {
+	check  Check
+	detail func() string // optional: shown also when the check passes
 }
 
 // New returns an empty Checker (healthy and ready until checks are added).
 func New() *Checker {
-	return &Checker{live: map[string]Check{}, ready: map[string]Check{}}
+	return &Checker{live: map[string]entry{}, ready: map[string]entry{}}
 }
 
 // Live adds a liveness check: failing it means "restart me".
-func (c *Checker) Live(name string, f Check) { c.mu.Lock(); c.live[name] = f; c.mu.Unlock() }
+func (c *Checker) Live(name string, f Check) {
+	c.mu.Lock()
+	c.live[name] = entry{check: f}
+	c.mu.Unlock()
+}
 
 // Ready adds a readiness check: failing it means "I am not doing my job yet".
-func (c *Checker) Ready(name string, f Check) { c.mu.Lock(); c.ready[name] = f; c.mu.Unlock() }
+func (c *Checker) Ready(name string, f Check) { c.ReadyDetail(name, f, nil) }
+
+// ReadyDetail adds a readiness check whose detail is shown even while it
+// passes (e.g. "API unreachable, relaying to the 12 last known peers").
+func (c *Checker) ReadyDetail(name string, f Check, detail func() string) {
+	c.mu.Lock()
+	c.ready[name] = entry{check: f, detail: detail}
+	c.mu.Unlock()
+}
 
 // Handler serves /healthz and /readyz.
 func (c *Checker) Handler() http.Handler {
@@ -38,25 +55,28 @@ func (c *Checker) Handler() http.Handler {
 	return mux
 }
 
-func (c *Checker) serve(w http.ResponseWriter, checks map[string]Check) {
+func (c *Checker) serve(w http.ResponseWriter, checks map[string]entry) {
 	c.mu.Lock()
 	names := make([]string, 0, len(checks))
 	for n := range checks {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fns := make([]Check, len(names))
+	entries := make([]entry, len(names))
 	for i, n := range names {
-		fns[i] = checks[n]
+		entries[i] = checks[n]
 	}
 	c.mu.Unlock()
 
 	status, body := http.StatusOK, ""
 	for i, n := range names {
-		if err := fns[i](); err != nil {
+		switch err := entries[i].check(); {
+		case err != nil:
 			status = http.StatusServiceUnavailable
 			body += fmt.Sprintf("[-] %s: %v\n", n, err)
-		} else {
+		case entries[i].detail != nil:
+			body += fmt.Sprintf("[+] %s ok: %s\n", n, entries[i].detail())
+		default:
 			body += fmt.Sprintf("[+] %s ok\n", n)
 		}
 	}

@@ -38,3 +38,12 @@ func TestReadinessFailsWithDetailWhileLivenessHolds(t *testing.T) {
 		t.Fatalf("readyz after recovery = %d", code)
 	}
 }
+
+func TestDetailIsShownWhileTheCheckPasses(t *testing.T) {
+	c := New()
+	c.ReadyDetail("kubernetes", func() error { return nil }, func() string { return "API unreachable, relaying to the 3 last known peers" })
+	code, body := get(t, c.Handler(), "/readyz")
+	if code != 200 || !strings.Contains(body, "[+] kubernetes ok: API unreachable, relaying to the 3 last known peers") {
+		t.Fatalf("readyz = %d %q", code, body)
+	}
+}
