@@ -101,6 +101,9 @@ func (l *Lab) DaemonArgs(i int, c DaemonConfig) []string {
 		"--health-port", strconv.Itoa(HealthPort),
 		"--firewall", "nftables",
 		"--log-format", "json",
+		// Static peers only: the lab has no API server, whatever the
+		// environment says.
+		"--kubernetes", "false",
 	}
 	return append(args, c.Args...)
 }

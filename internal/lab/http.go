@@ -71,14 +71,24 @@ func (l *Lab) Get(ctx context.Context, f Family, src int, timeout time.Duration)
 	return l.get(ctx, ClientAddr(f, src), VIP(f), timeout)
 }
 
-func (l *Lab) get(ctx context.Context, from, to netip.Addr, timeout time.Duration) Download {
-	d := Download{Want: int64(len(l.file))}
+func (l *Lab) get(ctx context.Context, from, to netip.Addr, timeout time.Duration) (d Download) {
+	d.Want = int64(len(l.file))
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	local := &net.TCPAddr{IP: from.AsSlice()}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return l.Client.DialContext(ctx, network, addr, local)
+			c, err := l.Client.DialContext(ctx, network, addr, local)
+			// Closing aborts with a RST (SO_LINGER 0): an unfinished
+			// download's server socket dies at once instead of
+			// retransmitting into the next phase, where a relayed PTB
+			// about it would teach the owner the PMTU early. Set here
+			// because the transport itself closes the connection when
+			// the deadline hits.
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			return c, err
 		},
 		DisableKeepAlives:  true,
 		DisableCompression: true,
@@ -97,7 +107,6 @@ func (l *Lab) get(ctx context.Context, from, to netip.Addr, timeout time.Duratio
 		d.Err = err
 		return d
 	}
-	defer resp.Body.Close()
 	d.ServedBy = resp.Header.Get("X-Served-By")
 	n, err := io.Copy(io.Discard, resp.Body)
 	d.Elapsed = time.Since(start)
@@ -115,5 +124,6 @@ func (l *Lab) get(ctx context.Context, from, to netip.Addr, timeout time.Duratio
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !d.Complete {
 		d.Err = fmt.Errorf("no completion within %v", timeout)
 	}
+	resp.Body.Close()
 	return d
 }

@@ -65,3 +65,61 @@ func (n *NS) snmp(path, group, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s: %s %s not in %s", n.Name, group, name, path)
 }
+
+// PTBsIn counts the frag-needed (IPv4: every destination unreachable) or
+// packet-too-big messages n has received.
+func (n *NS) PTBsIn(f Family) (int64, error) {
+	if f == IPv4 {
+		return n.snmp("/proc/thread-self/net/snmp", "Icmp", "InDestUnreachs")
+	}
+	return n.snmp("/proc/thread-self/net/snmp6", "", "Icmp6InPktTooBigs")
+}
+
+// nodesPTBsIn is PTBsIn of every node (-1 where unreadable).
+func (l *Lab) nodesPTBsIn(f Family) [NumNodes]int64 {
+	var out [NumNodes]int64
+	for i, n := range l.Nodes {
+		v, err := n.PTBsIn(f)
+		if err != nil {
+			v = -1
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// ConntrackICMPErrors sums the "icmp_error" column of n's conntrack
+// statistics (every CPU): ICMP errors conntrack refused to relate to a
+// connection, e.g. because the outer destination is not the quoted
+// packet's source (nf_conntrack_inet_error). 0 without conntrack.
+func (n *NS) ConntrackICMPErrors() (int64, error) {
+	s, err := n.readFile("/proc/thread-self/net/stat/nf_conntrack")
+	if err != nil {
+		return 0, nil // conntrack not loaded in this namespace
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) < 2 {
+		return 0, nil
+	}
+	col := -1
+	for i, h := range strings.Fields(lines[0]) {
+		if h == "icmp_error" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return 0, fmt.Errorf("%s: no icmp_error column in nf_conntrack stats", n.Name)
+	}
+	var sum int64
+	for _, ln := range lines[1:] {
+		f := strings.Fields(ln)
+		if col < len(f) {
+			v, err := strconv.ParseInt(f[col], 16, 64)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}

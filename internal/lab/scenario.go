@@ -1,0 +1,351 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Transports go-pmtud offers (--transport).
+var Transports = []string{"l2", "broadcast", "routed"}
+
+// Scenario is one cell of the matrix.
+type Scenario struct {
+	Family    Family
+	Fabric    Fabric
+	Transport string
+	Receiver  Receiver
+}
+
+func (s Scenario) String() string {
+	return fmt.Sprintf("%v fabric=%s transport=%s receiver=%s", s.Family, s.Fabric, s.Transport, s.Receiver)
+}
+
+// Applicable says whether go-pmtud can be expected to work in the cell,
+// and why not. Frame-level relays (l2, broadcast) address peers by MAC, so
+// they cannot cross the router of the routed fabric.
+func (s Scenario) Applicable() (bool, string) {
+	if s.Fabric == FabricRouted && (s.Transport == "l2" || s.Transport == "broadcast") {
+		return false, "frames cannot cross the router between node subnets: use --transport routed"
+	}
+	return true, ""
+}
+
+// Known limitations, measured in the lab (Linux 6.x). The cells run anyway
+// and must still stall, so the table is corrected when one starts working.
+const (
+	limitBroadcastPod = "Linux never forwards a packet that arrived as an L2 broadcast " +
+		"(ip_forward/ip6_forward drop pkt_type != PACKET_HOST), so the DNATed copy never reaches the pod: use l2"
+	limitRoutedPod = "conntrack relates an ICMP error only if its outer destination is the quoted packet's source " +
+		"(nf_conntrack_inet_error: outer daddr != inner), and routed re-addresses it to the peer, so it is not " +
+		"DNATed to the pod: use l2 on a shared L2 fabric (a routed fabric needs a transport that keeps the " +
+		"outer destination, e.g. IP-in-IP)"
+)
+
+// KnownLimitation says why go-pmtud cannot deliver in this cell, or "".
+func (s Scenario) KnownLimitation() string {
+	if s.Receiver != ReceiverPod {
+		return ""
+	}
+	switch s.Transport {
+	case "broadcast":
+		return limitBroadcastPod
+	case "routed":
+		return limitRoutedPod
+	}
+	return ""
+}
+
+// Matrix lists the scenarios for the chosen families, fabrics, transports
+// and receivers, in a stable order.
+func Matrix(fams []Family, fabs []Fabric, transports []string, rcvs []Receiver) []Scenario {
+	var out []Scenario
+	for _, rcv := range rcvs {
+		for _, fab := range fabs {
+			for _, tr := range transports {
+				for _, f := range fams {
+					out = append(out, Scenario{Family: f, Fabric: fab, Transport: tr, Receiver: rcv})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// RunConfig tunes a scenario run.
+type RunConfig struct {
+	// Binary is the go-pmtud executable run on the nodes.
+	Binary string
+	// Args are extra go-pmtud flags.
+	Args []string
+	// StallTimeout: how long the download without go-pmtud is given
+	// (default 3 s); it must not complete.
+	StallTimeout time.Duration
+	// DownloadTimeout: how long the download with go-pmtud may take
+	// (default 5 s).
+	DownloadTimeout time.Duration
+	// FileSize of the served file (default 8 MiB).
+	FileSize int
+	// Progress receives one line per step (may be nil).
+	Progress func(string)
+	// Keep returns the lab still built; the caller must Close or Release it.
+	Keep bool
+}
+
+// Result is what one scenario measured.
+type Result struct {
+	Scenario
+	Prefix string
+
+	// Stall is the download without go-pmtud (it must not complete).
+	Stall Download
+	// StallPTBs: frag-needed / PTB the router sent during the stall;
+	// StallLanded[i] how many of them node i received.
+	StallPTBs   int64
+	StallLanded [NumNodes]int64
+	// Relayed is the same download with go-pmtud on every node.
+	Relayed Download
+	// PMTUBefore and PMTUAfter are the flow's PMTU toward the client where
+	// the flow lives (0: no cached PMTU, the link MTU applies), before the
+	// daemons start and after the relayed download.
+	PMTUBefore, PMTUAfter int
+	// RouterPTBs: frag-needed / PTB the router sent while go-pmtud ran.
+	RouterPTBs int64
+	// Frames[i], Received[i], Relays[i], SendErrors[i]: node i's go-pmtud
+	// counters.
+	Frames, Received, Relays, SendErrors [NumNodes]float64
+	// FlowPTBsIn: PTBs received where the flow lives while go-pmtud ran
+	// (relayed copies that were delivered); OwnerCtICMPErrors: ICMP errors
+	// conntrack refused to relate on the owner node meanwhile.
+	FlowPTBsIn, OwnerCtICMPErrors int64
+	// LeftTables lists nftables tables go-pmtud left in nodes after SIGTERM.
+	LeftTables []string
+	// DaemonLogs holds the tail of each daemon's log (for failures).
+	DaemonLogs [NumNodes]string
+
+	// Skipped is set (with the reason) when the cell is not applicable.
+	Skipped string
+	// Limitation is set when the cell is known not to work (it still ran
+	// and was expected to stall).
+	Limitation string
+	// Err is a failure to run the scenario at all; Problems lists the
+	// expectations that did not hold.
+	Err      error
+	Problems []string
+}
+
+// FramesPerPTB is the relay's amplification: frames sent by all daemons
+// per frag-needed / PTB from the router.
+func (r Result) FramesPerPTB() float64 {
+	var f float64
+	for _, x := range r.Frames {
+		f += x
+	}
+	if r.RouterPTBs == 0 {
+		return 0
+	}
+	return f / float64(r.RouterPTBs)
+}
+
+// FramesTotal sums the frames every daemon sent.
+func (r Result) FramesTotal() float64 {
+	var f float64
+	for _, x := range r.Frames {
+		f += x
+	}
+	return f
+}
+
+// OK reports whether the scenario behaved as expected (a not applicable
+// cell is OK: it is reported, not run).
+func (r Result) OK() bool { return r.Skipped != "" || (r.Err == nil && len(r.Problems) == 0) }
+
+func (r *Result) problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Run builds a lab for the scenario, shows the stall without go-pmtud,
+// starts go-pmtud on every node, repeats the download and measures. Unless
+// cfg.Keep, the lab is removed before Run returns (also on failure and
+// when ctx is cancelled); with Keep the built lab is returned.
+func Run(ctx context.Context, sc Scenario, cfg RunConfig) (res Result, kept *Lab) {
+	res.Scenario = sc
+	if ok, why := sc.Applicable(); !ok {
+		res.Skipped = why
+		return res, nil
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 3 * time.Second
+	}
+	if cfg.DownloadTimeout <= 0 {
+		cfg.DownloadTimeout = 5 * time.Second
+	}
+	say := func(format string, args ...any) {
+		if cfg.Progress != nil {
+			cfg.Progress(fmt.Sprintf(format, args...))
+		}
+	}
+	l, err := Build(ctx, Options{Fabric: sc.Fabric, Receiver: sc.Receiver, FileSize: cfg.FileSize})
+	if err != nil {
+		res.Err = err
+		return res, nil
+	}
+	res.Prefix = l.Prefix
+	res.Limitation = sc.KnownLimitation()
+	defer func() {
+		if cfg.Keep && ctx.Err() == nil {
+			kept = l
+			return
+		}
+		if err := l.Close(); err != nil {
+			res.problem("teardown: %v", err)
+		}
+		if left, _ := ListNamespaces(l.Prefix); len(left) > 0 {
+			res.problem("namespaces left after teardown: %v", left)
+		}
+	}()
+	say("topology built: namespaces %s-{client,router,node1..3%s}; TCP to %s -> %s (owner), ICMP to it -> %s",
+		l.Prefix, map[bool]string{true: ",pod1..3"}[sc.Receiver == ReceiverPod], VIP(sc.Family), NodeName(l.Owner), NodeName(l.ICMPTo))
+
+	// 1. Without go-pmtud: the router's messages land on the wrong node.
+	p0, err := l.RouterPTBs(sc.Family)
+	if err != nil {
+		res.Err = err
+		return res, nil
+	}
+	in0 := l.nodesPTBsIn(sc.Family)
+	res.Stall = l.Get(ctx, sc.Family, 0, cfg.StallTimeout)
+	p1, _ := l.RouterPTBs(sc.Family)
+	res.StallPTBs = p1 - p0
+	in1 := l.nodesPTBsIn(sc.Family)
+	for i := range in1 {
+		res.StallLanded[i] = in1[i] - in0[i]
+	}
+	if res.StallLanded[l.Owner] != 0 || res.StallLanded[l.ICMPTo] == 0 {
+		res.problem("router messages landed %v, want all on %s", res.StallLanded, NodeName(l.ICMPTo))
+	}
+	if res.Stall.Complete {
+		res.problem("download completed without go-pmtud (%v): the lab does not reproduce the black hole", res.Stall)
+	} else {
+		say("without go-pmtud: stalled at %d of %d bytes after %.1f s (the router sent %d %s; arrived per node: %v)",
+			res.Stall.Bytes, res.Stall.Want, res.Stall.Elapsed.Seconds(), res.StallPTBs, ptbName(sc.Family), res.StallLanded)
+	}
+	if err := ctx.Err(); err != nil {
+		res.Err = err
+		return res, nil
+	}
+
+	// 2. With go-pmtud on every node.
+	ds, err := l.StartDaemons(ctx, DaemonConfig{Binary: cfg.Binary, Transport: sc.Transport, Args: cfg.Args})
+	if err != nil {
+		res.Err = err
+		return res, nil
+	}
+	say("go-pmtud started on node1..3 (transport %s) and ready", sc.Transport)
+	if res.PMTUBefore, err = l.FlowPMTU(sc.Family, 0); err != nil {
+		res.Err = err
+		return res, nil
+	}
+	p2, _ := l.RouterPTBs(sc.Family)
+	fin0, _ := l.FlowNS().PTBsIn(sc.Family)
+	inv0, _ := l.Nodes[l.Owner].ConntrackICMPErrors()
+	res.Relayed = l.Get(ctx, sc.Family, 0, cfg.DownloadTimeout)
+	if res.Relayed.Complete {
+		say("with go-pmtud: complete, %d bytes in %.3f s", res.Relayed.Bytes, res.Relayed.Elapsed.Seconds())
+	} else {
+		if res.Limitation == "" {
+			res.problem("download with go-pmtud did not complete: %v", res.Relayed)
+		}
+		say("with go-pmtud: NOT complete: %v", res.Relayed)
+	}
+	// Let the last relays land before counting.
+	time.Sleep(200 * time.Millisecond)
+	p3, _ := l.RouterPTBs(sc.Family)
+	res.RouterPTBs = p3 - p2
+	fin1, _ := l.FlowNS().PTBsIn(sc.Family)
+	inv1, _ := l.Nodes[l.Owner].ConntrackICMPErrors()
+	res.FlowPTBsIn, res.OwnerCtICMPErrors = fin1-fin0, inv1-inv0
+	if res.PMTUAfter, err = l.FlowPMTU(sc.Family, 0); err != nil {
+		res.problem("%v", err)
+	}
+	for i, d := range ds {
+		m, err := d.Scrape(ctx)
+		if err != nil {
+			res.problem("%v", err)
+			continue
+		}
+		res.Frames[i] = m.Sum("gopmtud_frames_sent_total")
+		res.Received[i] = m.Sum("gopmtud_packets_received_total")
+		res.Relays[i] = m.Sum("gopmtud_messages_relayed_total")
+		res.SendErrors[i] = m.Sum("gopmtud_send_errors_total")
+	}
+	say("PMTU toward the client where the flow lives (%s): before %s, after %s",
+		l.FlowNS().Name, mtuString(res.PMTUBefore), mtuString(res.PMTUAfter))
+	say("router sent %d %s; frames relayed per node %v = %.2f per message (peers: %d); send errors per node %v",
+		res.RouterPTBs, ptbName(sc.Family), res.Frames, res.FramesPerPTB(), NumNodes-1, res.SendErrors)
+	say("%s received %d %s; ICMP errors conntrack refused to relate on %s: %d",
+		l.FlowNS().Name, res.FlowPTBsIn, ptbName(sc.Family), NodeName(l.Owner), res.OwnerCtICMPErrors)
+
+	// 3. Expectations.
+	if res.PMTUBefore != 0 {
+		res.problem("PMTU before the relayed download is %d, want none", res.PMTUBefore)
+	}
+	switch {
+	case res.Limitation == "" && res.PMTUAfter != l.NarrowMTU:
+		res.problem("PMTU after is %s, want %d", mtuString(res.PMTUAfter), l.NarrowMTU)
+	case res.Limitation != "" && (res.Relayed.Complete || res.PMTUAfter != 0):
+		res.problem("known limitation no longer holds (download %v, PMTU %s): update Scenario.KnownLimitation and the docs",
+			res.Relayed, mtuString(res.PMTUAfter))
+	case res.Limitation != "":
+		say("known limitation, as expected: %s", res.Limitation)
+	}
+	if res.FramesTotal() == 0 {
+		res.problem("no frames relayed")
+	}
+	if res.FramesPerPTB() > float64(NumNodes-1) {
+		res.problem("%.2f frames per router message > %d peers: amplification", res.FramesPerPTB(), NumNodes-1)
+	}
+	for i := range ds {
+		if i != l.ICMPTo && res.Frames[i] > 0 {
+			res.problem("%s relayed %v frames: only %s receives the router's messages, so this is a relayed copy relayed again", NodeName(i), res.Frames[i], NodeName(l.ICMPTo))
+		}
+	}
+
+	// 4. go-pmtud stops cleanly and takes its nftables table with it.
+	for i, d := range ds {
+		res.DaemonLogs[i] = tail(d.Log(), 15)
+	}
+	if err := l.StopDaemons(); err != nil {
+		res.problem("%v", err)
+	}
+	for i := range l.Nodes {
+		ts, err := l.DaemonTables(i)
+		if err != nil {
+			res.problem("%v", err)
+		}
+		for _, t := range ts {
+			res.LeftTables = append(res.LeftTables, NodeName(i)+": "+t)
+		}
+	}
+	if len(res.LeftTables) > 0 {
+		res.problem("nftables tables left after SIGTERM: %v", res.LeftTables)
+	}
+	if res.OK() {
+		say("go-pmtud stopped; no nftables table left")
+	}
+	return res, nil
+}
+
+func ptbName(f Family) string {
+	if f == IPv4 {
+		return "frag-needed"
+	}
+	return "packet-too-big"
+}
+
+func mtuString(m int) string {
+	if m == 0 {
+		return "none (link MTU)"
+	}
+	return fmt.Sprint(m)
+}
