@@ -1,0 +1,85 @@
+{{- define "go-pmtud.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "go-pmtud.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "go-pmtud.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "go-pmtud.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "go-pmtud.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "go-pmtud.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "go-pmtud.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "go-pmtud.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "go-pmtud.labels" -}}
+{{ include "go-pmtud.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/*
+go-pmtud.options maps each flag to its value; go-pmtud.env turns the set ones
+into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
+*/}}
+{{- define "go-pmtud.env" -}}
+{{- $v := .Values -}}
+{{- $r := $v.rateLimits -}}
+{{- $opts := dict
+  "kubernetes" $v.kubernetes.enabled
+  "node-address-type" $v.kubernetes.nodeAddressType
+  "node-selector" $v.kubernetes.peerSelector
+  "kubeconfig" $v.kubernetes.kubeconfig
+  "peers" $v.peers
+  "transport" $v.transport
+  "iface" $v.iface
+  "ttl" $v.ttl
+  "nflog-group" $v.nflogGroup
+  "firewall" $v.firewall
+  "capture-rate" $v.captureRate
+  "ignore-networks" $v.ignoreNetworks
+  "relay-for" $v.relayFor
+  "ports" $v.ports
+  "strict" $v.strict
+  "dry-run" $v.dryRun
+  "dedup-window" $r.dedupWindow
+  "flow-rate" $r.flowRate
+  "flow-burst" $r.flowBurst
+  "source-rate" $r.sourceRate
+  "source-burst" $r.sourceBurst
+  "global-rate" $r.globalRate
+  "global-burst" $r.globalBurst
+  "metrics-port" $v.metrics.port
+  "metrics-address" $v.metrics.address
+  "health-port" $v.health.port
+  "health-address" $v.health.address
+  "log-format" $v.log.format
+  "log-level" $v.log.level
+-}}
+{{- range $flag, $val := $opts }}
+{{- $s := "" }}
+{{- if kindIs "slice" $val }}{{ $s = join "," $val }}
+{{- else if kindIs "float64" $val }}{{ $s = $val | toString }}
+{{- else if kindIs "bool" $val }}{{ if $val }}{{ $s = "true" }}{{ end }}
+{{- else if not (kindIs "invalid" $val) }}{{ $s = toString $val }}
+{{- end }}
+{{- if ne $s "" }}
+- name: PMTUD_{{ $flag | upper | replace "-" "_" }}
+  value: {{ $s | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
