@@ -137,11 +137,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var fwErr error
 	var fwMu sync.Mutex
 	checks.Ready("firewall", func() error { fwMu.Lock(); defer fwMu.Unlock(); return fwErr })
-	checks.Ready("peers", func() error {
-		if registry.Snapshot().Len() == 0 {
-			return errors.New("no peers known yet")
+	// No peers is reported, not failed: a one-node cluster has nobody to
+	// relay to, and a never-ready pod would hang every DaemonSet rollout
+	// (the gopmtud_peers_total == 0 alert is the signal for that case).
+	checks.ReadyDetail("peers", func() error { return viewErr.Load().err }, func() string {
+		set := registry.Snapshot()
+		if set.Len() == 0 {
+			return "no peers known: nothing to relay to"
 		}
-		return viewErr.Load().err
+		return fmt.Sprintf("%d peers (%d IPv4, %d IPv6)", set.Len(), len(set.Family(4)), len(set.Family(6)))
 	})
 
 	var wg sync.WaitGroup
