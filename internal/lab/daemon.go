@@ -29,6 +29,8 @@ type DaemonConfig struct {
 	Binary string
 	// Transport is --transport: l2, broadcast or routed.
 	Transport string
+	// Firewall is --firewall (default nftables: go-pmtud owns its rule).
+	Firewall string
 	// Args are extra flags appended to the lab's own.
 	Args []string
 	// ReadyTimeout bounds the wait for /readyz (default 10 s).
@@ -86,6 +88,10 @@ func (d *Daemon) Exited() bool {
 
 // DaemonArgs is the command line the lab gives go-pmtud on node i.
 func (l *Lab) DaemonArgs(i int, c DaemonConfig) []string {
+	fw := c.Firewall
+	if fw == "" {
+		fw = "nftables"
+	}
 	var peers []string
 	for _, p := range l.Peers(i) {
 		peers = append(peers, p.String())
@@ -99,7 +105,7 @@ func (l *Lab) DaemonArgs(i int, c DaemonConfig) []string {
 		"--nflog-group", "33",
 		"--metrics-port", strconv.Itoa(MetricsPort),
 		"--health-port", strconv.Itoa(HealthPort),
-		"--firewall", "nftables",
+		"--firewall", fw,
 		"--log-format", "json",
 		// Static peers only: the lab has no API server, whatever the
 		// environment says.

@@ -127,3 +127,21 @@ func (l *Lab) get(ctx context.Context, from, to netip.Addr, timeout time.Duratio
 	resp.Body.Close()
 	return d
 }
+
+// GetParallel runs n downloads at once, from the client's addresses 0..n-1
+// (n <= NumClientAddrs), each giving up after timeout.
+func (l *Lab) GetParallel(ctx context.Context, f Family, n int, timeout time.Duration) []Download {
+	n = min(n, NumClientAddrs)
+	out := make([]Download, n)
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			out[i] = l.Get(ctx, f, i, timeout) // each goroutine owns out[i]
+			done <- struct{}{}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-done
+	}
+	return out
+}

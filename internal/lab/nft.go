@@ -65,6 +65,67 @@ func installDNAT(node *NS, vip4, pod4, vip6, pod6 netip.Addr) error {
 	return nil
 }
 
+// operatorTable is the table of InstallOperatorRules.
+const operatorTable = "golab-operator"
+
+// InstallOperatorRules gives every node the rule a hurried operator would
+// write for go-pmtud --firewall=none: NFLOG every frag-needed and
+// packet-too-big arriving on the uplink, with no loop guard (relayed copies
+// are logged too) and the kernel's default batching. Equivalent to:
+//
+//	nft add table inet golab-operator
+//	nft add chain inet golab-operator pre '{ type filter hook prerouting priority raw; }'
+//	nft add rule inet golab-operator pre iifname eth0 icmp type destination-unreachable icmp code frag-needed log group 33
+//	nft add rule inet golab-operator pre iifname eth0 icmpv6 type packet-too-big log group 33
+func (l *Lab) InstallOperatorRules(group uint16) error {
+	for _, n := range l.Nodes {
+		if err := installOperatorRule(n, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func installOperatorRule(n *NS, group uint16) error {
+	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
+	if err != nil {
+		return fmt.Errorf("%s: nftables: %w", n.Name, err)
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: operatorTable})
+	ch := c.AddChain(&nftables.Chain{
+		Name:     "pre",
+		Table:    t,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookPrerouting,
+		Priority: nftables.ChainPriorityRaw,
+	})
+	ifname := make([]byte, unix.IFNAMSIZ)
+	copy(ifname, ifUplink)
+	for _, x := range []struct {
+		nfproto, l4 byte
+		typeCode    []byte
+	}{
+		{unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, []byte{3, 4}},
+		{unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, []byte{2, 0}},
+	} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname},
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.nfproto}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.l4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: x.typeCode},
+			&expr.Log{Key: 1 << unix.NFTA_LOG_GROUP, Group: group},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("%s: install operator rule: %w", n.Name, err)
+	}
+	return nil
+}
+
 // Tables lists "family name" of every nftables table in n.
 func (n *NS) Tables() ([]string, error) {
 	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
@@ -133,7 +194,7 @@ func (l *Lab) DaemonTables(i int) ([]string, error) {
 	}
 	var out []string
 	for _, t := range ts {
-		if !strings.HasSuffix(t, " "+labTable) {
+		if !strings.HasSuffix(t, " "+labTable) && !strings.HasSuffix(t, " "+operatorTable) {
 			out = append(out, t)
 		}
 	}

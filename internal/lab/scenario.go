@@ -90,6 +90,9 @@ type RunConfig struct {
 	Progress func(string)
 	// Keep returns the lab still built; the caller must Close or Release it.
 	Keep bool
+	// OperatorRule runs go-pmtud with --firewall=none behind the naive rule
+	// of Lab.InstallOperatorRules (no loop guard, default batching).
+	OperatorRule bool
 }
 
 // Result is what one scenario measured.
@@ -174,12 +177,7 @@ func Run(ctx context.Context, sc Scenario, cfg RunConfig) (res Result, kept *Lab
 		res.Skipped = why
 		return res, nil
 	}
-	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 3 * time.Second
-	}
-	if cfg.DownloadTimeout <= 0 {
-		cfg.DownloadTimeout = 5 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	say := func(format string, args ...any) {
 		if cfg.Progress != nil {
 			cfg.Progress(fmt.Sprintf(format, args...))
@@ -236,7 +234,16 @@ func Run(ctx context.Context, sc Scenario, cfg RunConfig) (res Result, kept *Lab
 	}
 
 	// 2. With go-pmtud on every node.
-	ds, err := l.StartDaemons(ctx, DaemonConfig{Binary: cfg.Binary, Transport: sc.Transport, Args: cfg.Args})
+	dc := DaemonConfig{Binary: cfg.Binary, Transport: sc.Transport, Args: cfg.Args}
+	if cfg.OperatorRule {
+		if err := l.InstallOperatorRules(33); err != nil {
+			res.Err = err
+			return res, nil
+		}
+		dc.Firewall = "none"
+		say("the operator's own rule installed on every node: NFLOG group 33 for every PTB on %s, no loop guard, default batching", ifUplink)
+	}
+	ds, err := l.StartDaemons(ctx, dc)
 	if err != nil {
 		res.Err = err
 		return res, nil

@@ -190,3 +190,91 @@ func noRootTables(t *testing.T) {
 		t.Errorf("go-pmtud nftables tables in the root namespace: %v", ts)
 	}
 }
+
+// TestParallelFlows: 20 downloads from 20 client addresses through the one
+// router all stall without go-pmtud and all complete with its default
+// limits (a limit keyed on the router alone would starve most of them).
+func TestParallelFlows(t *testing.T) {
+	needLab(t)
+	t.Parallel()
+	for _, sc := range []lab.Scenario{
+		{Family: lab.IPv4, Fabric: lab.FabricL2, Transport: "l2", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv6, Fabric: lab.FabricRouted, Transport: "routed", Receiver: lab.ReceiverNode},
+	} {
+		t.Run(cellName(sc), func(t *testing.T) {
+			res := lab.RunParallel(ctx, sc, lab.RunConfig{Binary: binary}, lab.NumClientAddrs)
+			if res.Prefix != "" {
+				prefixMu.Lock()
+				prefixes = append(prefixes, res.Prefix)
+				prefixMu.Unlock()
+			}
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			t.Logf("%d parallel downloads: %d completed without go-pmtud, %d with it (slowest %.3f s); router sent %d messages, go-pmtud %v frames (%.2f per message); drops %v",
+				res.N, res.StallCompleted, res.Completed, res.Slowest.Seconds(), res.RouterPTBs, res.Frames, res.Frames/float64(max(res.RouterPTBs, 1)), res.Dropped)
+			if res.StallCompleted != 0 {
+				t.Errorf("%d of %d completed without go-pmtud", res.StallCompleted, res.N)
+			}
+			if res.Completed != res.N {
+				t.Errorf("only %d of %d completed with go-pmtud", res.Completed, res.N)
+			}
+			if res.Frames > float64(2*res.RouterPTBs) {
+				t.Errorf("%v frames for %d router messages: more than one per peer", res.Frames, res.RouterPTBs)
+			}
+		})
+	}
+}
+
+// TestOperatorNaiveRule: with --firewall=none behind an operator's rule
+// that logs every PTB on the uplink, relayed copies included, with the
+// kernel's default batching, there is still no storm and the download
+// completes.
+func TestOperatorNaiveRule(t *testing.T) {
+	needLab(t)
+	t.Parallel()
+	for _, sc := range []lab.Scenario{
+		{Family: lab.IPv4, Fabric: lab.FabricL2, Transport: "l2", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv6, Fabric: lab.FabricL2, Transport: "broadcast", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv4, Fabric: lab.FabricRouted, Transport: "routed", Receiver: lab.ReceiverNode},
+	} {
+		t.Run(cellName(sc), func(t *testing.T) {
+			res, _ := lab.Run(ctx, sc, lab.RunConfig{
+				Binary:          binary,
+				DownloadTimeout: 5 * time.Second,
+				OperatorRule:    true,
+				Progress:        func(s string) { t.Log(s) },
+			})
+			if res.Prefix != "" {
+				prefixMu.Lock()
+				prefixes = append(prefixes, res.Prefix)
+				prefixMu.Unlock()
+			}
+			check(t, res)
+		})
+	}
+}
+
+// TestRecoveryOverhead reports how much longer a download that needs
+// go-pmtud's recovery takes than one in a control lab whose nodes already
+// use the narrow hop's MTU.
+func TestRecoveryOverhead(t *testing.T) {
+	needLab(t)
+	t.Parallel()
+	for _, sc := range []lab.Scenario{
+		{Family: lab.IPv4, Fabric: lab.FabricL2, Transport: "l2", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv6, Fabric: lab.FabricRouted, Transport: "routed", Receiver: lab.ReceiverNode},
+	} {
+		t.Run(cellName(sc), func(t *testing.T) {
+			o, err := lab.MeasureOverhead(ctx, sc, lab.RunConfig{Binary: binary}, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("control %v (router messages: %d); with go-pmtud %v (router messages: %d); ratio of medians %.2f",
+				o.Control, o.ControlPTBs, o.Relayed, o.RouterPTBs, o.Ratio)
+			if o.ControlPTBs != 0 || o.RouterPTBs < int64(len(o.Relayed)) {
+				t.Errorf("control needed %d PTBs (want 0), relayed downloads %d (want >= %d): the comparison is not what it claims", o.ControlPTBs, o.RouterPTBs, len(o.Relayed))
+			}
+		})
+	}
+}
