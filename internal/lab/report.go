@@ -76,7 +76,8 @@ func ExploreHelp(prefix string, fab Fabric, bin string) string {
 	fmt.Fprintf(&b, "  ip netns exec %s-router ip route show table %d; ip netns exec %s-router ip route show table %d\n", prefix, tableTCP, prefix, tableICMP)
 	fmt.Fprintf(&b, "  ip netns exec %s-node1 ip route get %s      # the owner's PMTU cache toward the client\n", prefix, p4.clients[0])
 	fmt.Fprintf(&b, "  ip netns exec %s-node1 ip -6 route get %s\n", prefix, p6.clients[0])
-	fmt.Fprintf(&b, "  ip netns exec %s-node2 nft list ruleset\n", prefix)
+	fmt.Fprintf(&b, "  ip netns exec %s-node1 ip addr show lo             # the VIP, on every node\n", prefix)
+	fmt.Fprintf(&b, "  ip netns exec %s-router ip link show wan0          # the narrow hop (mtu %d)\n", prefix, mtuNarrow)
 	l := &Lab{Opts: Options{Fabric: fab}}
 	fmt.Fprintf(&b, "Run go-pmtud by hand on node2 (Ctrl-C to stop):\n  ip netns exec %s-node2 %s %s\n",
 		prefix, bin, strings.Join(l.DaemonArgs(1, DaemonConfig{Transport: defaultTransport(fab)}), " "))
