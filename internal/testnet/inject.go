@@ -115,6 +115,16 @@ func (fi *FrameInjector) Send(pkt []byte) error {
 	return fi.SendType(et, pkt)
 }
 
+// SendTo writes pkt in one frame to another destination MAC (e.g. the
+// broadcast address), EtherType as Send.
+func (fi *FrameInjector) SendTo(dst net.HardwareAddr, pkt []byte) error {
+	var saved [6]byte
+	copy(saved[:], fi.hdr[0:6])
+	copy(fi.hdr[0:6], dst)
+	defer copy(fi.hdr[0:6], saved[:])
+	return fi.Send(pkt)
+}
+
 // SendType writes pkt in one frame with the given EtherType.
 func (fi *FrameInjector) SendType(etherType uint16, pkt []byte) error {
 	binary.BigEndian.PutUint16(fi.hdr[12:], etherType)
