@@ -42,6 +42,14 @@ const (
 // Run runs the daemon until ctx is cancelled. A returned error means the
 // process should exit non-zero.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	// Before anything that changes the node: a second instance must not
+	// touch the first one's table.
+	lock, err := lockInstance()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
 	uplink, err := resolveUplink(cfg.Iface)
 	if err != nil {
 		return err
