@@ -174,7 +174,8 @@ func startDaemon(n *NS, i int, bin string, args []string) (*Daemon, error) {
 	d.cmd.Stderr = &d.log
 	// Die with the lab if it is killed, rather than linger in a namespace.
 	// (Strictly: with the forking thread, which the runtime keeps unless
-	// NS.Do failed to switch it back and discarded it; then Start fails.)
+	// NS.Do failed to switch it back; then startDaemon reports that error
+	// and the child dies with the discarded thread.)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.Do(d.cmd.Start); err != nil {
 		return nil, fmt.Errorf("start go-pmtud in %s: %w", n.Name, err)
