@@ -40,6 +40,11 @@ type Config struct {
 	Transport   string
 	Firewall    string // "nftables" or "none"
 	CaptureRate uint32 // in-kernel pre-limit, packets/s before userspace; 0 = none
+	// CaptureBurst is the pre-limit's bucket in packets; 0 = CaptureRate.
+	CaptureBurst uint32
+	// CaptureSourceRate is the in-kernel pre-limit per router, applied
+	// before CaptureRate so that one flooding router cannot spend it all; 0 = none.
+	CaptureSourceRate uint32
 	DryRun      bool
 	Strict      bool
 	LogFormat   string
@@ -82,7 +87,9 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 
 	fs.StringVar(&c.Transport, "transport", TransportRouted, "how to relay: l2 (unicast frames to peer MACs, shared L2), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric)")
 	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")
-	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s (0: no limit)")
+	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s per family (0: no limit)")
+	captureBurst := fs.Uint("capture-burst", 0, "burst for --capture-rate, packets (0: the rate)")
+	captureSourceRate := fs.Uint("capture-source-rate", 500, "in-kernel limit per router (outer source address), packets/s, applied before --capture-rate so a flood from one router leaves room for others (0: no limit)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "decide and count, but send nothing")
 	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
@@ -133,6 +140,14 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 		return c, fmt.Errorf("--capture-rate %d is too large", *captureRate)
 	}
 	c.CaptureRate = uint32(*captureRate)
+	if *captureBurst > 1<<31 {
+		return c, fmt.Errorf("--capture-burst %d is too large", *captureBurst)
+	}
+	c.CaptureBurst = uint32(*captureBurst)
+	if *captureSourceRate > 1<<31 {
+		return c, fmt.Errorf("--capture-source-rate %d is too large", *captureSourceRate)
+	}
+	c.CaptureSourceRate = uint32(*captureSourceRate)
 	c.Policy.IgnoreNetworks = c.IgnoreNetworks
 	c.Policy.RelayFor = c.RelayFor
 	c.Policy.Ports = c.Ports

@@ -219,7 +219,8 @@ func installFirewall(cfg config.Config, iface string, log *slog.Logger) (*firewa
 		log.Info("firewall rule left to the operator", "nflog_group", cfg.NFLOGGroup)
 		return nil, nil
 	}
-	fw, err := firewall.New(firewall.Config{Iface: iface, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate})
+	fw, err := firewall.New(firewall.Config{Iface: iface, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate,
+		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate})
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)
 	}

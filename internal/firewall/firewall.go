@@ -47,6 +47,11 @@ func (t *Table) Install() error {
 	c.DelTable(table)
 	c.AddTable(table)
 	c.AddChain(chain)
+	for _, set := range sets(t.cfg, table) {
+		if err := c.AddSet(set, nil); err != nil {
+			return fmt.Errorf("firewall: set %s: %w", set.Name, err)
+		}
+	}
 	for _, r := range rules {
 		c.AddRule(r)
 	}

@@ -167,6 +167,53 @@ func TestTableInNetNS(t *testing.T) {
 	}
 }
 
+// TestSourceLimitInNetNS installs the per-source limit: the kernel takes
+// the sets and the dynset rules in one batch, lists them back exactly as
+// built (so Verify, and the daemon's re-check every 10 s, stay green), and
+// Install over it replaces everything again.
+func TestSourceLimitInNetNS(t *testing.T) {
+	fd := newNetNS(t)
+	cfg := Config{Iface: "eth0", Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}
+	tab, err := New(cfg, nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := tab.Install(); err != nil {
+			t.Fatalf("Install %d: %v", i+1, err)
+		}
+		_, rules := tableState(t, c)
+		if want := [][]expr.Any{rule4Exprs(cfg), rule6Exprs(cfg)}; !reflect.DeepEqual(rules, want) {
+			t.Fatalf("rules differ:\n got %s\nwant %s", dumpAll(rules), dumpAll(want))
+		}
+		if err := tab.Verify(); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		got, err := c.GetSets(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("%d sets, want 2", len(got))
+		}
+		for _, s := range got {
+			if !s.Dynamic || !s.HasTimeout || s.Timeout != SourceTimeout || s.Size != SourceSetSize {
+				t.Errorf("set %s: dynamic %v timeout %v (%v) size %d", s.Name, s.Dynamic, s.HasTimeout, s.Timeout, s.Size)
+			}
+		}
+	}
+	if err := tab.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := tableState(t, c); ok {
+		t.Fatal("table still present after Remove")
+	}
+}
+
 func dumpAll(rules [][]expr.Any) string {
 	s := ""
 	for _, r := range rules {

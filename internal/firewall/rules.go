@@ -10,6 +10,7 @@ package firewall
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -42,7 +43,26 @@ type Config struct {
 	RatePerSecond uint32
 	// Burst is the limit's bucket size in packets; 0 means RatePerSecond.
 	Burst uint32
+	// SourceRatePerSecond caps, before RatePerSecond, how many messages
+	// per second one router (outer source address) gets copied, with a
+	// bucket of the same size. It keeps one flooding source from spending
+	// the whole RatePerSecond, so other routers are still heard. 0 means
+	// no per-source limit. Sources are tracked in a dynamic set of at most
+	// SourceSetSize addresses per family, each forgotten SourceTimeout
+	// after its last message; while the set is full, new sources are not
+	// copied (only when spoofed sources flood, whom RatePerSecond bounds).
+	SourceRatePerSecond uint32
 }
+
+// The per-source sets: bounded kernel memory (roughly 200 bytes per
+// element), and a timeout long enough that a router keeps its place while
+// it sends at least once a minute.
+const (
+	SourceSetSize = 16384
+	SourceTimeout = time.Minute
+	sourceSet4    = "sources4"
+	sourceSet6    = "sources6"
+)
 
 func (c Config) validate() error {
 	if len(c.Iface) >= unix.IFNAMSIZ {
@@ -90,6 +110,36 @@ func icmpExprs(nfproto, l4proto, typ, code byte) []expr.Any {
 	}
 }
 
+// sourceExprs is the optional per-source limit, as
+//
+//	update @sources4 { ip saddr limit rate R/second burst R packets }
+//
+// (ip6 saddr and @sources6 for IPv6): the dynset expression breaks the rule
+// when the source's own bucket is empty, or when the set is full.
+func sourceExprs(cfg Config, v6 bool) []expr.Any {
+	if cfg.SourceRatePerSecond == 0 {
+		return nil
+	}
+	off, n, set := uint32(12), uint32(4), sourceSet4 // IPv4 source address
+	if v6 {
+		off, n, set = 8, 16, sourceSet6
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Dynset{
+			SrcRegKey: 1,
+			SetName:   set,
+			Operation: unix.NFT_DYNSET_OP_UPDATE,
+			Exprs: []expr.Any{&expr.Limit{
+				Type:  expr.LimitTypePkts,
+				Rate:  uint64(cfg.SourceRatePerSecond),
+				Unit:  expr.LimitTimeSecond,
+				Burst: cfg.SourceRatePerSecond,
+			}},
+		},
+	}
+}
+
 // logExprs is the optional `limit rate R/second burst B packets` followed by
 // `log group N queue-threshold 1`. The threshold makes the kernel hand every
 // message to userspace at once instead of batching it for up to a second.
@@ -118,10 +168,12 @@ func logExprs(cfg Config) []expr.Any {
 //
 //	nft add rule inet go-pmtud prerouting iifname "eth0" \
 //	    icmp type destination-unreachable icmp code frag-needed \
+//	    [update @sources4 { ip saddr limit rate S/second burst S packets }] \
 //	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
 func rule4Exprs(cfg Config) []expr.Any {
 	out := ifaceExprs(cfg.Iface)
 	out = append(out, icmpExprs(unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, 3, 4)...)
+	out = append(out, sourceExprs(cfg, false)...)
 	return append(out, logExprs(cfg)...)
 }
 
@@ -129,10 +181,12 @@ func rule4Exprs(cfg Config) []expr.Any {
 //
 //	nft add rule inet go-pmtud prerouting iifname "eth0" \
 //	    icmpv6 type packet-too-big icmpv6 code 0 \
+//	    [update @sources6 { ip6 saddr limit rate S/second burst S packets }] \
 //	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
 func rule6Exprs(cfg Config) []expr.Any {
 	out := ifaceExprs(cfg.Iface)
 	out = append(out, icmpExprs(unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, 2, 0)...)
+	out = append(out, sourceExprs(cfg, true)...)
 	return append(out, logExprs(cfg)...)
 }
 
@@ -144,6 +198,10 @@ func rule6Exprs(cfg Config) []expr.Any {
 //
 // followed by the two rules above. Raw priority (-300) runs before conntrack,
 // so the copy is taken whatever conntrack or later chains decide.
+// With a per-source limit, the two sets come first:
+//
+//	nft add set inet go-pmtud sources4 '{ type ipv4_addr; size 16384; flags dynamic,timeout; timeout 1m; }'
+//	nft add set inet go-pmtud sources6 '{ type ipv6_addr; size 16384; flags dynamic,timeout; timeout 1m; }'
 func objects(cfg Config) (*nftables.Table, *nftables.Chain, []*nftables.Rule) {
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	policy := nftables.ChainPolicyAccept
@@ -160,6 +218,20 @@ func objects(cfg Config) (*nftables.Table, *nftables.Chain, []*nftables.Rule) {
 		{Table: table, Chain: chain, Exprs: rule6Exprs(cfg), UserData: commentData(comment6)},
 	}
 	return table, chain, rules
+}
+
+// sets returns the per-source sets, or nil without a per-source limit.
+func sets(cfg Config, table *nftables.Table) []*nftables.Set {
+	if cfg.SourceRatePerSecond == 0 {
+		return nil
+	}
+	// Fixed IDs (they only name the set within one batch): the library
+	// would otherwise draw them from a process-wide counter.
+	mk := func(id uint32, name string, key nftables.SetDatatype) *nftables.Set {
+		return &nftables.Set{Table: table, ID: id, Name: name, KeyType: key, Dynamic: true,
+			HasTimeout: true, Timeout: SourceTimeout, Size: SourceSetSize}
+	}
+	return []*nftables.Set{mk(1, sourceSet4, nftables.TypeIPAddr), mk(2, sourceSet6, nftables.TypeIP6Addr)}
 }
 
 func commentData(s string) []byte {

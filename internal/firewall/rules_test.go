@@ -105,6 +105,25 @@ func TestRuleExprs(t *testing.T) {
 			want6: cat(iif(ifname("eth0")), icmp6, []expr.Any{limitBurst, logGroup}),
 		},
 	}
+	// update @sources4 { ip saddr limit rate 50/second burst 50 packets }
+	src := func(off, n uint32, set string) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+			&expr.Dynset{SrcRegKey: 1, SetName: set, Operation: 1, // NFT_DYNSET_OP_UPDATE
+				Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 50}}},
+		}
+	}
+	tests = append(tests, struct {
+		name         string
+		cfg          Config
+		want4, want6 []expr.Any
+	}{
+		// ... update @sources4 { ip saddr limit rate 50/second burst 50 packets } limit rate 100/second ...
+		name:  "per-source limit",
+		cfg:   Config{Iface: "eth0", Group: 33, RatePerSecond: 100, SourceRatePerSecond: 50},
+		want4: cat(iif(ifname("eth0")), icmp4, src(12, 4, "sources4"), []expr.Any{limit, logGroup}),
+		want6: cat(iif(ifname("eth0")), icmp6, src(8, 16, "sources6"), []expr.Any{limit, logGroup}),
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := rule4Exprs(tt.cfg); !reflect.DeepEqual(got, tt.want4) {
@@ -156,6 +175,7 @@ func TestInstallGolden(t *testing.T) {
 	}{
 		{"install.golden", Config{Iface: "eth0", Group: 33}, (*Table).Install},
 		{"install-limit.golden", Config{Iface: "eth0", Group: 33, RatePerSecond: 1000, Burst: 2000}, (*Table).Install},
+		{"install-source-limit.golden", Config{Iface: "eth0", Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}, (*Table).Install},
 		{"remove.golden", Config{Iface: "eth0", Group: 33}, (*Table).Remove},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
