@@ -66,10 +66,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	registry := peers.NewRegistry(self.addrs...)
 
-	sender, err := newSender(cfg, uplink.Name, log)
+	openSender := func() (transport.Sender, error) { return newSender(cfg, uplink.Name, log) }
+	first, err := openSender()
 	if err != nil {
 		return fmt.Errorf("transport %s: %w", cfg.Transport, err)
 	}
+	sender := &reopenable{cur: first}
 	defer sender.Close()
 
 	engine, err := policy.New(cfg.Policy)
@@ -163,7 +165,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		keepViewFresh(ctx, uplink, sender, registry, path, m, log, func(err error) {
+		keepViewFresh(ctx, uplink, cfg.Transport, sender, openSender, registry, path, m, log, func(err error) {
 			viewErr.Store(&struct{ err error }{err})
 		})
 	}()
@@ -261,32 +263,47 @@ func keepFirewall(ctx context.Context, fw *firewall.Table, m *metrics.Metrics, l
 }
 
 // keepViewFresh rebuilds the policy's view whenever the peers change, and
-// periodically for our own addresses and the peers' MACs.
-func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.Sender, registry *peers.Registry, path *relay.Relay, m *metrics.Metrics, log *slog.Logger, report func(error)) {
+// periodically for our own addresses and the peers' MACs. It also follows
+// the uplink: if it was deleted and recreated, a transport bound to it is
+// reopened (see reopenable).
+func keepViewFresh(ctx context.Context, uplink *net.Interface, transportName string, sender *reopenable, open func() (transport.Sender, error), registry *peers.Registry, path *relay.Relay, m *metrics.Metrics, log *slog.Logger, report func(error)) {
 	t := time.NewTicker(viewRefresh)
 	defer t.Stop()
 	last := -1
 	var told *peers.Set
+	var linkErr error
 	for {
+		now, lerr := followUplink(uplink, transportName, sender, open, log)
+		if now != uplink {
+			uplink = now
+			told = nil // a new transport has not been told the peers
+		}
+		if (lerr == nil) != (linkErr == nil) {
+			if lerr != nil {
+				log.Warn("uplink trouble", "err", lerr)
+			} else {
+				log.Info("uplink back", "iface", uplink.Name, "ifindex", uplink.Index)
+			}
+		}
+		linkErr = lerr
 		self, err := localIdentity(uplink)
 		if err != nil {
 			log.Warn("reading own addresses", "err", err)
 		}
 		set := registry.Snapshot()
-		if pa, ok := sender.(peerAware); ok && set != told {
+		if set != told {
 			// l2 resolves MACs ahead of the first relay, and the loop guard
 			// knows a peer's copies by its MAC from the start.
-			pa.SetPeers(set.All())
+			sender.SetPeers(set.All())
 			told = set
 		}
 		// Unresolved before PeerMACs: if nothing was missing then, the MACs
 		// read next are complete and the view built from them is armed.
 		missing := unresolvedPeers(sender)
-		var macs [][6]byte
-		if ms, ok := sender.(transport.MACSource); ok {
-			macs = ms.PeerMACs()
+		path.SetView(policy.NewView(self.addrs, self.macs, set, sender.PeerMACs()))
+		if linkErr != nil {
+			missing = linkErr
 		}
-		path.SetView(policy.NewView(self.addrs, self.macs, set, macs))
 		report(missing)
 		for source, n := range registry.Counts() {
 			m.Peers.WithLabelValues(source).Set(float64(n))
@@ -312,12 +329,8 @@ func keepViewFresh(ctx context.Context, uplink *net.Interface, sender transport.
 }
 
 // unresolvedPeers reports peers whose MAC the transport still lacks (l2 only).
-func unresolvedPeers(sender transport.Sender) error {
-	u, ok := sender.(interface{ Unresolved() map[netip.Addr]error })
-	if !ok {
-		return nil
-	}
-	missing := u.Unresolved()
+func unresolvedPeers(sender *reopenable) error {
+	missing := sender.Unresolved()
 	if len(missing) == 0 {
 		return nil
 	}

@@ -155,8 +155,18 @@ func NewSegment(t testing.TB, prefix string, nodes, routers int) *Segment {
 // after deleting eth0.
 func (s *Segment) Attach(t testing.TB, ns string, idx int, addr4, addr6 string) {
 	t.Helper()
+	s.AttachMAC(t, ns, idx, "", addr4, addr6)
+}
+
+// AttachMAC is Attach with a given MAC address for eth0 ("" for a random one).
+func (s *Segment) AttachMAC(t testing.TB, ns string, idx int, mac, addr4, addr6 string) {
+	t.Helper()
 	port := fmt.Sprintf("p%d", idx)
-	IP(t, "-n", s.Switch, "link", "add", port, "mtu", "9000", "type", "veth", "peer", "name", "eth0", "netns", ns)
+	peer := []string{"name", "eth0"}
+	if mac != "" {
+		peer = append(peer, "address", mac)
+	}
+	IP(t, append(append([]string{"-n", s.Switch, "link", "add", port, "mtu", "9000", "type", "veth", "peer"}, peer...), "netns", ns)...)
 	IP(t, "-n", s.Switch, "link", "set", port, "master", "br0", "up")
 	IP(t, "-n", ns, "link", "set", "eth0", "mtu", "9000", "up")
 	IP(t, "-n", ns, "addr", "add", addr4+"/24", "dev", "eth0")
