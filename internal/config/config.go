@@ -45,10 +45,10 @@ type Config struct {
 	// CaptureSourceRate is the in-kernel pre-limit per router, applied
 	// before CaptureRate so that one flooding router cannot spend it all; 0 = none.
 	CaptureSourceRate uint32
-	DryRun      bool
-	Strict      bool
-	LogFormat   string
-	LogLevel    string
+	DryRun            bool
+	Strict            bool
+	LogFormat         string
+	LogLevel          string
 
 	Policy policy.Config
 
