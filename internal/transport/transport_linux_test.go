@@ -316,7 +316,11 @@ func TestSendDoesNotAllocate(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		ss = []Sender{l2, bc, rt}
+		tu, err := NewTunnel(TunnelConfig{})
+		if err != nil {
+			return err
+		}
+		ss = []Sender{l2, bc, rt, tu}
 		return nil
 	})
 	t.Cleanup(func() {

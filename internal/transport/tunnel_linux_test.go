@@ -1,0 +1,108 @@
+//go:build linux
+
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/go-pmtud/go-pmtud/internal/peers"
+)
+
+// listenUDP opens a dual-stack UDP socket on port in namespace ns.
+func listenUDP(t *testing.T, ns string, port int) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	in(t, ns, func() error {
+		var err error
+		c, err = net.ListenUDP("udp", &net.UDPAddr{Port: port})
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestTunnelInNamespaces: n1 sends a PTB to n2 and n3 over the tunnel
+// transport; each receives, on the tunnel port, one datagram from n1's
+// address holding the header and the original packet byte for byte.
+func TestTunnelInNamespaces(t *testing.T) {
+	l := newLab(t)
+	n1, n2, n3 := l.nodes[0], l.nodes[1], l.nodes[2]
+	const port = 30999
+	var tu *Tunnel
+	in(t, n1.ns, func() error {
+		var err error
+		tu, err = NewTunnel(TunnelConfig{Port: port})
+		return err
+	})
+	t.Cleanup(func() { tu.Close() })
+	if tu.Name() != "tunnel" {
+		t.Errorf("Name() = %q", tu.Name())
+	}
+	c2, c3 := listenUDP(t, n2.ns, port), listenUDP(t, n3.ns, port)
+
+	for _, f := range []uint8{4, 6} {
+		m := ptbMessage(f, netip.MustParseAddr(map[uint8]string{4: "198.51.100.7", 6: "2001:db8:1::7"}[f]), 4007, 1400)
+		el := &errLog{}
+		// A peer of the other family is reported, not sent to.
+		other := n2.peer(10 - f)
+		if got := tu.Send(m, []peers.Peer{n2.peer(f), other, n3.peer(f)}, el.add); got != 2 {
+			t.Fatalf("v%d: Send = %d, want 2; errors %v", f, got, el.errs)
+		}
+		if err := el.get(other.Addr); !errors.Is(err, ErrFamily) {
+			t.Errorf("v%d: peer of the other family: %v, want ErrFamily", f, err)
+		}
+		var want [TunnelHeaderLen]byte
+		PutTunnelHeader(want[:], f)
+		for _, c := range []*net.UDPConn{c2, c3} {
+			buf := make([]byte, 2048)
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("v%d: %v", f, err)
+			}
+			if from.Addr().Unmap() != n1.addr(f) {
+				t.Errorf("v%d: datagram from %v, want n1 %v", f, from, n1.addr(f))
+			}
+			if !bytes.Equal(buf[:TunnelHeaderLen], want[:]) || !bytes.Equal(buf[TunnelHeaderLen:n], m.Packet) {
+				t.Errorf("v%d: datagram % x..., want header % x and the original %d-byte packet", f, buf[:min(n, 16)], want, len(m.Packet))
+			}
+			fam, pkt, err := ParseTunnel(buf[:n])
+			if err != nil || fam != f || !bytes.Equal(pkt, m.Packet) {
+				t.Errorf("v%d: ParseTunnel = %d, %v", f, fam, err)
+			}
+		}
+	}
+
+	// The sending socket never queues what is sent back to it.
+	if got := tu.Send(ptbMessage(4, netip.MustParseAddr("198.51.100.8"), 4008, 1400), []peers.Peer{n2.peer(4)}, nil); got != 1 {
+		t.Fatalf("Send = %d", got)
+	}
+	buf := make([]byte, 2048)
+	c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, from, err := c2.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.WriteToUDPAddrPort([]byte("reply"), from); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the reply crosses two veths
+	var queued int
+	raw, _ := tu.v4.f.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		queued, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Errorf("the tunnel's sending socket queued %d bytes sent back to it", queued)
+	}
+}
