@@ -45,10 +45,12 @@ type Config struct {
 	// CaptureSourceRate is the in-kernel pre-limit per router, applied
 	// before CaptureRate so that one flooding router cannot spend it all; 0 = none.
 	CaptureSourceRate uint32
-	DryRun            bool
-	Strict            bool
-	LogFormat         string
-	LogLevel          string
+	// CaptureBuffer is the NFLOG socket receive buffer in bytes.
+	CaptureBuffer int
+	DryRun        bool
+	Strict        bool
+	LogFormat     string
+	LogLevel      string
 
 	Policy policy.Config
 
@@ -89,6 +91,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")
 	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s per family (0: no limit)")
 	captureBurst := fs.Uint("capture-burst", 0, "burst for --capture-rate, packets (0: the rate)")
+	fs.IntVar(&c.CaptureBuffer, "capture-buffer", 4<<20, "NFLOG socket receive buffer, bytes: the backlog a burst can build while go-pmtud catches up (overruns lose messages: see gopmtud_capture_overruns_total)")
 	captureSourceRate := fs.Uint("capture-source-rate", 500, "in-kernel limit per router (outer source address), packets/s, applied before --capture-rate so a flood from one router leaves room for others (0: no limit)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "decide and count, but send nothing")
 	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
@@ -180,6 +183,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.CaptureBuffer < 4096 || c.CaptureBuffer > 1<<30 {
+		return fmt.Errorf("--capture-buffer %d is out of range 4096-%d", c.CaptureBuffer, 1<<30)
 	}
 	if c.TTL < 1 || c.TTL > 255 {
 		return fmt.Errorf("--ttl %d is out of range 1-255", c.TTL)

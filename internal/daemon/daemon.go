@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
@@ -97,7 +98,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer shutdown(servers)
 
 	// Capture before the rule: a rule logging to an unbound group loses packets.
-	listener, err := capture.Open(capture.Config{Group: cfg.NFLOGGroup, Logger: log.With("component", "capture")})
+	captureCfg := capture.Config{Group: cfg.NFLOGGroup, Bufsize: cfg.CaptureBuffer, Logger: log.With("component", "capture")}
+	listener, err := capture.Open(captureCfg)
 	if err != nil {
 		return err
 	}
@@ -135,14 +137,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	var capMu sync.Mutex
 	current := listener
+	var pastStats capture.Stats // of listeners replaced by a rebind
+	captureStats := func() capture.Stats {
+		capMu.Lock()
+		defer capMu.Unlock()
+		st := current.Stats()
+		return capture.Stats{Received: pastStats.Received + st.Received, Overruns: pastStats.Overruns + st.Overruns,
+			Lost: pastStats.Lost + st.Lost, Restarts: pastStats.Restarts + st.Restarts}
+	}
+	registerCaptureStats(m, captureStats)
 	checks.Live("process", func() error { return nil })
-	checks.Ready("capture", func() error {
+	// Overruns do not fail readiness (capture goes on), but the detail
+	// shows them: a burst bigger than the buffer lost messages.
+	checks.ReadyDetail("capture", func() error {
 		capMu.Lock()
 		defer capMu.Unlock()
 		if !current.Up() {
 			return fmt.Errorf("nflog group %d is not receiving", cfg.NFLOGGroup)
 		}
 		return nil
+	}, func() string {
+		st := captureStats()
+		return fmt.Sprintf("nflog group %d: %d received, %d lost in %d buffer overruns, %d restarts",
+			cfg.NFLOGGroup, st.Received, st.Lost, st.Overruns, st.Restarts)
 	})
 	var fwErr error
 	var fwMu sync.Mutex
@@ -193,15 +210,37 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Error("capture died, rebinding", "err", err, "attempt", attempt+1)
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		current.Close()
-		next, oerr := capture.Open(capture.Config{Group: cfg.NFLOGGroup, Logger: log.With("component", "capture")})
+		next, oerr := capture.Open(captureCfg)
 		if oerr != nil {
 			log.Error("rebinding capture", "err", oerr)
 			continue
 		}
 		capMu.Lock()
+		st := current.Stats()
+		pastStats.Received += st.Received
+		pastStats.Overruns += st.Overruns
+		pastStats.Lost += st.Lost
+		pastStats.Restarts += st.Restarts
 		current = next
 		capMu.Unlock()
 		m.CaptureUp.Set(1)
+	}
+}
+
+// registerCaptureStats exports the listener's counters, which only the
+// listener knows: overruns and lost messages are what a burst bigger than
+// the NFLOG buffer costs.
+func registerCaptureStats(m *metrics.Metrics, stats func() capture.Stats) {
+	for _, c := range []struct {
+		name, help string
+		get        func(capture.Stats) uint64
+	}{
+		{"capture_overruns_total", "NFLOG receive buffer overruns (ENOBUFS): the kernel dropped logged packets.", func(s capture.Stats) uint64 { return s.Overruns }},
+		{"capture_lost_total", "Packets the kernel logged to NFLOG that go-pmtud never read (sequence gaps).", func(s capture.Stats) uint64 { return s.Lost }},
+		{"capture_restarts_total", "NFLOG socket reopens after a fatal receive error.", func(s capture.Stats) uint64 { return s.Restarts }},
+	} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gopmtud", Name: c.name, Help: c.help},
+			func() float64 { return float64(c.get(stats())) }))
 	}
 }
 
