@@ -7,7 +7,7 @@ BIN       := bin/go-pmtud
 PKGS      := ./...
 FUZZTIME  ?= 3m
 
-.PHONY: all build lab test test-unit test-root test-e2e test-kube lint fmt bench fuzz setup clean
+.PHONY: all build lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench fuzz setup clean
 
 all: build
 
@@ -23,11 +23,16 @@ lab: setup build
 # The whole suite. Privileged tests skip with a message when not root; CI runs as root.
 test: setup lint
 	$(GO) test -count=1 -timeout 20m ./internal/... ./cmd/...
+	$(GO) test -count=1 -timeout 5m -p 1 ./test/relay/... ./test/safety/...
 	$(GO) test -count=1 -timeout 15m -p 1 ./test/e2e/...
 	$(MAKE) test-kube
 
 test-unit:
 	$(GO) test -count=1 ./internal/... ./cmd/...
+
+# Real daemons in namespaces: relaying, hostile input, flood, faults, least privilege (root).
+test-safety:
+	$(GO) test -count=1 -timeout 5m -p 1 -v ./test/relay/... ./test/safety/...
 
 test-e2e:
 	$(GO) test -count=1 -timeout 15m -p 1 -v ./test/e2e/...
