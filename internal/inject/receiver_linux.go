@@ -1,0 +1,367 @@
+//go:build linux
+
+package inject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
+)
+
+// DefaultDevice is the TUN device's name (--tunnel-device).
+const DefaultDevice = "pmtud0"
+
+// Config configures a Receiver.
+type Config struct {
+	// Port is the UDP port to listen on, both families (default
+	// transport.DefaultTunnelPort).
+	Port int
+	// Device is the TUN device to create (default DefaultDevice). It must
+	// not exist yet: the receiver owns it and it disappears with it.
+	Device string
+	// IsPeer reports whether an address is a current peer's; datagrams
+	// from anybody else are dropped. Called for every datagram: it must be
+	// cheap and safe for concurrent use (an atomic snapshot).
+	IsPeer func(netip.Addr) bool
+	// Limits are the PTB parser's limits (the daemon's --strict).
+	Limits ptb.Limits
+	// Logger gets the host settings changed and rejected datagrams (debug,
+	// rate-limited). May be nil.
+	Logger *slog.Logger
+	// Registerer gets gopmtud_tunnel_received_total. May be nil.
+	Registerer prometheus.Registerer
+}
+
+// Receiver listens for tunnel datagrams and injects their packets through
+// a TUN device. Open it, Run it, Close it.
+type Receiver struct {
+	cfg     Config
+	log     *slog.Logger
+	conn    *net.UDPConn
+	tun     *os.File
+	ctl     int // AF_INET socket for interface ioctls, in the device's namespace
+	ifindex int
+	metrics *metrics
+
+	// rpFilterAll is net.ipv4.conf.all.rp_filter as read at Open: non-zero
+	// means the kernel drops every IPv4 packet arriving on the device.
+	rpFilterAll string
+
+	running atomic.Bool
+	errMu   sync.Mutex
+	err     error // why Run stopped, if it did on its own
+
+	msg  ptb.Message // scratch for Classify, used only by Run's goroutine
+	logs logLimiter
+}
+
+// Open creates and configures the TUN device and binds the UDP port, in
+// the calling thread's network namespace (as with the transports, call it
+// inside netnsutil.Do to use another). On error nothing is left behind.
+func Open(cfg Config) (r *Receiver, err error) {
+	if cfg.Port == 0 {
+		cfg.Port = transport.DefaultTunnelPort
+	}
+	if cfg.Device == "" {
+		cfg.Device = DefaultDevice
+	}
+	if cfg.IsPeer == nil {
+		return nil, errors.New("inject: no peer check")
+	}
+	r = &Receiver{cfg: cfg, log: cfg.Logger, ctl: -1, logs: logLimiter{perSecond: 5}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if err := r.openDevice(); err != nil {
+		return r, err
+	}
+	r.conn, err = net.ListenUDP("udp", &net.UDPAddr{Port: cfg.Port})
+	if err != nil {
+		return r, fmt.Errorf("inject: listening on udp port %d: %w", cfg.Port, err)
+	}
+	r.metrics = newMetrics(cfg.Registerer)
+	return r, nil
+}
+
+// openDevice creates the TUN device (IFF_TUN|IFF_NO_PI: we write bare IP
+// packets), makes it accept what we inject, and brings it up.
+func (r *Receiver) openDevice() error {
+	name := r.cfg.Device
+	if len(name) >= unix.IFNAMSIZ || name == "" || strings.ContainsAny(name, "/ %") {
+		return fmt.Errorf("inject: %q is not a valid interface name", name)
+	}
+	// An existing interface of that name is somebody else's; attaching to
+	// a persistent TUN would also leave it behind when we exit.
+	if _, err := net.InterfaceByName(name); err == nil {
+		return fmt.Errorf("inject: interface %s already exists (another go-pmtud, or not ours): pick another --tunnel-device", name)
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("inject: opening /dev/net/tun (the container needs it mounted, and CAP_NET_ADMIN): %w", err)
+	}
+	r.tun = os.NewFile(uintptr(fd), "/dev/net/tun")
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("inject: %w", err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("inject: creating TUN device %s: %w", name, err)
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("inject: TUN device %s: %w", name, err)
+	}
+	r.ifindex = ifi.Index
+	if err := r.configure(name); err != nil {
+		return err
+	}
+	// Kept open: Err looks at the device through it, from any thread.
+	if r.ctl, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("inject: %w", err)
+	}
+	flags, err := r.flags()
+	if err == nil {
+		err = r.setFlags(flags | unix.IFF_UP)
+	}
+	if err != nil {
+		return fmt.Errorf("inject: bringing %s up: %w", name, err)
+	}
+	r.log.Info("tunnel device up", "device", name, "ifindex", r.ifindex)
+	return nil
+}
+
+// configure sets the device's own sysctls; they vanish with the device, so
+// nothing needs restoring. Nothing outside the device is changed.
+func (r *Receiver) configure(name string) error {
+	// The device carries no address. IPv6 would give it a link-local one
+	// (and send router solicitations from it) when it comes up.
+	v6 := "net.ipv6.conf." + name + "."
+	if _, err := os.Stat(sysctlPath(v6 + "addr_gen_mode")); err == nil {
+		if err := r.set(v6+"addr_gen_mode", "1"); err != nil {
+			return err
+		}
+		// ip6_rcv drops everything on a device with IPv6 disabled.
+		if err := r.set(v6+"disable_ipv6", "0"); err != nil {
+			return err
+		}
+	}
+	// IPv4 reverse-path filtering: the router's address is routed via the
+	// uplink, not via this device, and a device without an IPv4 address
+	// fails both strict and loose mode (fib_validate_source: no address ->
+	// "last resort" -> rejected whenever the effective mode is non-zero).
+	// The effective mode is max(all, device): zero ours; `all` is the
+	// operator's, so we only report it.
+	if err := r.set("net.ipv4.conf."+name+".rp_filter", "0"); err != nil {
+		return err
+	}
+	all, err := readSysctl("net.ipv4.conf.all.rp_filter")
+	if err != nil {
+		return err
+	}
+	r.rpFilterAll = all
+	if all != "0" {
+		r.log.Error("IPv4 tunnel copies will be dropped by this node's reverse-path filter: "+
+			"net.ipv4.conf.all.rp_filter is non-zero and applies to "+name+" whatever its own setting; "+
+			"set net.ipv4.conf.all.rp_filter=0 (per-interface values still apply to every other interface) "+
+			"or use another transport", "net.ipv4.conf.all.rp_filter", all)
+	}
+	return nil
+}
+
+// set writes a sysctl and logs the change.
+func (r *Receiver) set(key, value string) error {
+	old, err := readSysctl(key)
+	if err != nil {
+		return err
+	}
+	if old == value {
+		r.log.Info("tunnel device setting", "sysctl", key, "value", value, "changed", false)
+		return nil
+	}
+	if err := os.WriteFile(sysctlPath(key), []byte(value), 0o644); err != nil {
+		return fmt.Errorf("inject: sysctl %s=%s: %w", key, value, err)
+	}
+	r.log.Info("tunnel device setting", "sysctl", key, "from", old, "to", value, "changed", true)
+	return nil
+}
+
+func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
+
+// readSysctl reads a net sysctl of the calling thread's network namespace.
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile(sysctlPath(key))
+	if err != nil {
+		return "", fmt.Errorf("inject: sysctl %s: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// flags reads the device's interface flags, after checking that our index
+// still has our name (somebody may have deleted or renamed it).
+func (r *Receiver) flags() (uint16, error) {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return 0, err
+	}
+	ifr.SetUint32(uint32(r.ifindex))
+	if err := unix.IoctlIfreq(r.ctl, unix.SIOCGIFNAME, ifr); err != nil || ifr.Name() != r.cfg.Device {
+		return 0, fmt.Errorf("tunnel device %s is gone", r.cfg.Device)
+	}
+	if err := unix.IoctlIfreq(r.ctl, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return 0, err
+	}
+	return ifr.Uint16(), nil
+}
+
+func (r *Receiver) setFlags(flags uint16) error {
+	ifr, err := unix.NewIfreq(r.cfg.Device)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(flags)
+	return unix.IoctlIfreq(r.ctl, unix.SIOCSIFFLAGS, ifr)
+}
+
+// IfIndex is the TUN device's interface index: a packet captured with it
+// as input interface is a copy we injected.
+func (r *Receiver) IfIndex() int { return r.ifindex }
+
+// Device is the TUN device's name.
+func (r *Receiver) Device() string { return r.cfg.Device }
+
+// Run receives datagrams until ctx is cancelled (it then returns nil) or
+// the socket fails (it returns why; Err reports it too).
+func (r *Receiver) Run(ctx context.Context) error {
+	// Unblock the read when ctx ends.
+	stop := context.AfterFunc(ctx, func() { r.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	r.running.Store(true)
+	defer r.running.Store(false)
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := r.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			err = fmt.Errorf("inject: receiving on udp port %d: %w", r.cfg.Port, err)
+			r.errMu.Lock()
+			r.err = err
+			r.errMu.Unlock()
+			return err
+		}
+		r.handle(buf[:n], from.Addr())
+	}
+}
+
+// handle takes one datagram through Classify and the device. It does not
+// allocate unless it logs.
+func (r *Receiver) handle(d []byte, from netip.Addr) Result {
+	pkt, res, reason := Classify(d, from, r.cfg.IsPeer, r.cfg.Limits, &r.msg)
+	if res == Injected {
+		if _, err := r.tun.Write(pkt); err != nil {
+			res = InjectError
+			if r.logs.allow(time.Now()) {
+				r.log.Warn("injecting into the tunnel device failed", "device", r.cfg.Device, "err", err)
+			}
+		}
+	}
+	r.metrics.byResult[res].Inc()
+	if res != Injected && res != InjectError && r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(time.Now()) {
+		r.log.Debug("tunnel datagram dropped", "result", res.String(), "from", from, "bytes", len(d), "ptb_reason", reason.String())
+	}
+	return res
+}
+
+// Err is nil while the receiver works: Run is receiving and the device is
+// up (somebody may set it down or delete it under us). For readiness.
+func (r *Receiver) Err() error {
+	r.errMu.Lock()
+	err := r.err
+	r.errMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !r.running.Load() {
+		return errors.New("tunnel receiver not running")
+	}
+	flags, err := r.flags()
+	if err != nil {
+		return err
+	}
+	if flags&unix.IFF_UP == 0 {
+		return fmt.Errorf("tunnel device %s is down", r.cfg.Device)
+	}
+	return nil
+}
+
+// Detail says what the receiver does, and what the host's settings will
+// not let it do (for readiness detail).
+func (r *Receiver) Detail() string {
+	s := fmt.Sprintf("udp port %d -> %s", r.cfg.Port, r.cfg.Device)
+	if r.rpFilterAll != "0" {
+		s += fmt.Sprintf("; IPv4 copies are dropped by the kernel: net.ipv4.conf.all.rp_filter=%s (want 0)", r.rpFilterAll)
+	}
+	return s
+}
+
+// Close closes the socket and the TUN device; the kernel removes the
+// device, and its sysctls with it. Safe on a partly opened Receiver.
+func (r *Receiver) Close() error {
+	var errs []error
+	if r.conn != nil {
+		errs = append(errs, r.conn.Close())
+		r.conn = nil
+	}
+	if r.ctl >= 0 {
+		errs = append(errs, unix.Close(r.ctl))
+		r.ctl = -1
+	}
+	if r.tun != nil {
+		errs = append(errs, r.tun.Close())
+		r.tun = nil
+		if r.ifindex != 0 {
+			r.log.Info("tunnel device removed", "device", r.cfg.Device)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// logLimiter lets through at most perSecond log lines per second.
+type logLimiter struct {
+	mu        sync.Mutex
+	perSecond int
+	second    int64
+	count     int
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := now.Unix()
+	if s != l.second {
+		l.second, l.count = s, 0
+	}
+	l.count++
+	return l.count <= l.perSecond
+}

@@ -1,0 +1,447 @@
+//go:build linux
+
+package inject
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
+	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
+)
+
+// The test lab: two namespaces on one veth pair, nothing linked to the
+// root namespace.
+//
+//	S (a peer)   eth0 10.88.0.1 fd88::1, and 10.88.0.9 fd88::9 (not a peer)
+//	R (receiver) eth0 10.88.0.2 fd88::2; the VIP on lo; default route via
+//	             10.88.0.254 / fd88::fe, the "router" (never answers)
+var (
+	vip4, vip6       = netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("2001:db8:100::10")
+	router4, router6 = netip.MustParseAddr("10.88.0.254"), netip.MustParseAddr("fd88::fe")
+	stranger4        = netip.MustParseAddr("10.88.0.9")
+	stranger6        = netip.MustParseAddr("fd88::9")
+)
+
+const testPort = 30999
+
+type testLab struct {
+	s, r string
+}
+
+func ip(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func in(t *testing.T, ns string, fn func() error) {
+	t.Helper()
+	if err := netnsutil.DoNamed(ns, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newTestLab builds the lab; sysctls (key=value, namespace R) are set
+// before anything else, as a distribution's defaults would be.
+func newTestLab(t *testing.T, sysctls ...string) *testLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, /dev/net/tun)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip")
+	}
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	p := "pmtudinj-" + hex.EncodeToString(rnd[:])
+	l := &testLab{s: p + "-s", r: p + "-r"}
+	for _, ns := range []string{l.s, l.r} {
+		ip(t, "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		ip(t, "-n", ns, "link", "set", "lo", "up")
+	}
+	for _, kv := range sysctls {
+		k, v, _ := strings.Cut(kv, "=")
+		writeSysctl(t, l.r, k, v)
+	}
+	ip(t, "-n", l.s, "link", "add", "eth0", "mtu", "9000", "type", "veth", "peer", "name", "eth0", "mtu", "9000", "netns", l.r)
+	for ns, n := range map[string]string{l.s: "1", l.r: "2"} {
+		ip(t, "-n", ns, "link", "set", "eth0", "up")
+		ip(t, "-n", ns, "addr", "add", "10.88.0."+n+"/24", "dev", "eth0")
+		ip(t, "-n", ns, "addr", "add", "fd88::"+n+"/64", "dev", "eth0", "nodad")
+	}
+	ip(t, "-n", l.s, "addr", "add", stranger4.String()+"/24", "dev", "eth0")
+	ip(t, "-n", l.s, "addr", "add", stranger6.String()+"/64", "dev", "eth0", "nodad")
+	ip(t, "-n", l.r, "addr", "add", vip4.String()+"/32", "dev", "lo")
+	ip(t, "-n", l.r, "addr", "add", vip6.String()+"/128", "dev", "lo", "nodad")
+	ip(t, "-n", l.r, "route", "add", "default", "via", router4.String())
+	ip(t, "-n", l.r, "-6", "route", "add", "default", "via", router6.String())
+	return l
+}
+
+func writeSysctl(t *testing.T, ns, key, value string) {
+	t.Helper()
+	in(t, ns, func() error { return os.WriteFile(sysctlPath(key), []byte(value), 0o644) })
+}
+
+func readSysctlIn(t *testing.T, ns, key string) string {
+	t.Helper()
+	var v string
+	in(t, ns, func() error {
+		var err error
+		v, err = readSysctl(key)
+		return err
+	})
+	return v
+}
+
+// receiver opens a Receiver in R that knows S's first addresses as peers,
+// runs it, and returns it with its metrics registry.
+func (l *testLab) receiver(t *testing.T) (*Receiver, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	peer4, peer6 := netip.MustParseAddr("10.88.0.1"), netip.MustParseAddr("fd88::1")
+	var r *Receiver
+	in(t, l.r, func() error {
+		var err error
+		r, err = Open(Config{Port: testPort, IsPeer: func(a netip.Addr) bool { return a == peer4 || a == peer6 },
+			Limits: ptb.DefaultLimits(), Registerer: reg})
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		r.Close()
+	})
+	for i := 0; i < 100 && r.Err() != nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("receiver not working: %v", err)
+	}
+	return r, reg
+}
+
+// send sends one datagram from S, from address src, to R's tunnel port.
+func (l *testLab) send(t *testing.T, src netip.Addr, d []byte) {
+	t.Helper()
+	dst := netip.MustParseAddr("10.88.0.2")
+	if src.Is6() {
+		dst = netip.MustParseAddr("fd88::2")
+	}
+	in(t, l.s, func() error {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.WriteToUDPAddrPort(d, netip.AddrPortFrom(dst, testPort))
+		return err
+	})
+}
+
+func count(t *testing.T, reg *prometheus.Registry, res Result) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gopmtud_tunnel_received_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == res.String() {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no gopmtud_tunnel_received_total{result=%q}", res)
+	return 0
+}
+
+func waitCount(t *testing.T, reg *prometheus.Registry, res Result, want float64) {
+	t.Helper()
+	for i := 0; i < 150; i++ {
+		if count(t, reg, res) == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("tunnel_received_total{result=%q} = %v, want %v", res, count(t, reg, res), want)
+}
+
+// pmtuSocket is a connected UDP socket VIP:80 -> client:port in R with
+// path-MTU discovery on, like a service answering a client.
+type pmtuSocket struct{ fd, level, opt int }
+
+func openPMTUSocket(t *testing.T, ns string, client netip.Addr, port int) *pmtuSocket {
+	t.Helper()
+	s := &pmtuSocket{fd: -1}
+	in(t, ns, func() error {
+		var err error
+		if client.Is4() {
+			s.level, s.opt = unix.IPPROTO_IP, unix.IP_MTU
+			if s.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+				return err
+			}
+			if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+				return err
+			}
+			if err = unix.Bind(s.fd, &unix.SockaddrInet4{Port: 80, Addr: vip4.As4()}); err != nil {
+				return err
+			}
+			return unix.Connect(s.fd, &unix.SockaddrInet4{Port: port, Addr: client.As4()})
+		}
+		s.level, s.opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
+		if s.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
+			return err
+		}
+		if err = unix.Bind(s.fd, &unix.SockaddrInet6{Port: 80, Addr: vip6.As16()}); err != nil {
+			return err
+		}
+		return unix.Connect(s.fd, &unix.SockaddrInet6{Port: port, Addr: client.As16()})
+	})
+	t.Cleanup(func() { unix.Close(s.fd) })
+	return s
+}
+
+func (s *pmtuSocket) mtu(t *testing.T) int {
+	t.Helper()
+	v, err := unix.GetsockoptInt(s.fd, s.level, s.opt)
+	if err != nil {
+		t.Fatalf("getsockopt(IP_MTU): %v", err)
+	}
+	return v
+}
+
+// waitMTU polls until the path MTU is want or 1 s passes; returns the last value.
+func (s *pmtuSocket) waitMTU(t *testing.T, want int) int {
+	t.Helper()
+	got := 0
+	for i := 0; i < 50; i++ {
+		if got = s.mtu(t); got == want {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return got
+}
+
+// ptbFor builds a PTB from the router to the VIP about VIP:80 -> client:port (UDP).
+func ptbFor(client netip.Addr, port uint16, mtu uint32) []byte {
+	router, vip := router4, vip4
+	if client.Is6() {
+		router, vip = router6, vip6
+	}
+	return ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: mtu, Proto: 17, SrcPort: 80, DstPort: port})
+}
+
+var clientN = 0
+
+func nextClient(f uint8) (netip.Addr, int) {
+	clientN++
+	if f == 4 {
+		return netip.AddrFrom4([4]byte{203, 0, 113, byte(clientN)}), 40000 + clientN
+	}
+	return netip.MustParseAddr("2001:db8:2::" + strconv.Itoa(clientN)), 40000 + clientN
+}
+
+// TestReceiverInjects: a PTB tunnelled from a peer reaches R's kernel as
+// if it had arrived from the network (a socket in R learns the MTU); from
+// a non-peer address, with a bad header or a payload that is no PTB,
+// nothing is injected and each is counted under its result.
+func TestReceiverInjects(t *testing.T) {
+	l := newTestLab(t)
+	r, reg := l.receiver(t)
+
+	out := ip(t, "-n", l.r, "addr", "show", "dev", DefaultDevice)
+	if !strings.Contains(out, "UP") || strings.Contains(out, "inet") {
+		t.Errorf("%s should be up with no address:\n%s", DefaultDevice, out)
+	}
+	if got := readSysctlIn(t, l.r, "net.ipv4.conf."+DefaultDevice+".rp_filter"); got != "0" {
+		t.Errorf("rp_filter on %s = %s, want 0", DefaultDevice, got)
+	}
+	if r.IfIndex() == 0 || !strings.Contains(r.Detail(), "udp port 30999") || strings.Contains(r.Detail(), "rp_filter") {
+		t.Errorf("IfIndex %d, Detail %q", r.IfIndex(), r.Detail())
+	}
+
+	injected := 0.0
+	for _, fam := range []struct {
+		f              uint8
+		peer, stranger netip.Addr
+		name           string
+	}{
+		{4, netip.MustParseAddr("10.88.0.1"), stranger4, "ipv4"},
+		{6, netip.MustParseAddr("fd88::1"), stranger6, "ipv6"},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			// From a non-peer: counted, not injected.
+			c, port := nextClient(fam.f)
+			s := openPMTUSocket(t, l.r, c, port)
+			if got := s.mtu(t); got != 9000 {
+				t.Fatalf("MTU before = %d, want 9000", got)
+			}
+			notPeer := count(t, reg, NotPeer)
+			l.send(t, fam.stranger, datagram(fam.f, ptbFor(c, uint16(port), 1400)))
+			waitCount(t, reg, NotPeer, notPeer+1)
+			if got := s.waitMTU(t, 1400); got != 9000 {
+				t.Errorf("a non-peer's datagram changed the MTU to %d", got)
+			}
+
+			// From the peer: injected, and R's kernel applies it.
+			l.send(t, fam.peer, datagram(fam.f, ptbFor(c, uint16(port), 1400)))
+			injected++
+			waitCount(t, reg, Injected, injected)
+			if got := s.waitMTU(t, 1400); got != 1400 {
+				t.Errorf("MTU after the injected PTB = %d, want 1400", got)
+			}
+
+			// Garbage and non-PTBs from the peer.
+			badHeader, badPTB := count(t, reg, BadHeader), count(t, reg, BadPTB)
+			l.send(t, fam.peer, []byte("not a tunnel datagram at all, but long enough"))
+			notPTB := ptbFor(c, uint16(port), 1400)
+			notPTB[len(notPTB)-1] ^= 0xff // checksum no longer verifies
+			l.send(t, fam.peer, datagram(fam.f, notPTB))
+			waitCount(t, reg, BadHeader, badHeader+1)
+			waitCount(t, reg, BadPTB, badPTB+1)
+			if got := count(t, reg, Injected); got != injected {
+				t.Errorf("injected = %v, want %v", got, injected)
+			}
+		})
+	}
+	if got := count(t, reg, InjectError); got != 0 {
+		t.Errorf("inject_error = %v", got)
+	}
+}
+
+// TestReceiverDeviceLifetime: the device exists while the receiver is open
+// and is gone after Close; a second receiver cannot take the same name.
+func TestReceiverDeviceLifetime(t *testing.T) {
+	l := newTestLab(t)
+	var r *Receiver
+	in(t, l.r, func() error {
+		var err error
+		r, err = Open(Config{Port: testPort, IsPeer: func(netip.Addr) bool { return false }})
+		return err
+	})
+	in(t, l.r, func() error {
+		r2, err := Open(Config{Port: testPort + 1, IsPeer: func(netip.Addr) bool { return false }})
+		if err == nil {
+			r2.Close()
+			t.Error("a second receiver opened the same device")
+		} else if !strings.Contains(err.Error(), "already exists") {
+			t.Errorf("second receiver: %v", err)
+		}
+		return nil
+	})
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("Err before Run = %v", err)
+	}
+	r.Close()
+	if out, err := exec.Command("ip", "-n", l.r, "link", "show", DefaultDevice).CombinedOutput(); err == nil {
+		t.Errorf("%s still there after Close:\n%s", DefaultDevice, out)
+	}
+}
+
+// TestReversePathFilter records the kernel's rule that decides what the
+// receiver must set (Linux 6.18, fib_validate_source): on a device without
+// an IPv4 address, any effective rp_filter other than 0 drops the packet,
+// and the effective value is max(all, device).
+//   - a distribution default of default.rp_filter=2 (Ubuntu, systemd) is
+//     overridden by our per-device 0: IPv4 injection works;
+//   - all.rp_filter=2 cannot be overridden per device: IPv4 copies are
+//     dropped (the kernel's IPReversePathFilter counter rises), Detail
+//     says so; IPv6 has no reverse-path filter and still works.
+func TestReversePathFilter(t *testing.T) {
+	t.Run("default=2", func(t *testing.T) {
+		l := newTestLab(t, "net.ipv4.conf.default.rp_filter=2")
+		r, reg := l.receiver(t)
+		if strings.Contains(r.Detail(), "rp_filter") {
+			t.Errorf("Detail %q", r.Detail())
+		}
+		c, port := nextClient(4)
+		s := openPMTUSocket(t, l.r, c, port)
+		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c, uint16(port), 1400)))
+		waitCount(t, reg, Injected, 1)
+		if got := s.waitMTU(t, 1400); got != 1400 {
+			t.Errorf("IPv4 MTU = %d, want 1400", got)
+		}
+	})
+	t.Run("all=2", func(t *testing.T) {
+		l := newTestLab(t, "net.ipv4.conf.all.rp_filter=2")
+		r, reg := l.receiver(t)
+		if !strings.Contains(r.Detail(), "net.ipv4.conf.all.rp_filter=2") {
+			t.Errorf("Detail %q does not name the setting", r.Detail())
+		}
+		c, port := nextClient(4)
+		s := openPMTUSocket(t, l.r, c, port)
+		before := rpFilterDrops(t, l.r)
+		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c, uint16(port), 1400)))
+		waitCount(t, reg, Injected, 1)
+		if got := s.waitMTU(t, 1400); got != 9000 {
+			t.Errorf("IPv4 MTU = %d with all.rp_filter=2: the kernel rule changed, update the receiver and docs", got)
+		}
+		if after := rpFilterDrops(t, l.r); after != before+1 {
+			t.Errorf("IPReversePathFilter %d -> %d, want +1", before, after)
+		}
+		c6, port6 := nextClient(6)
+		s6 := openPMTUSocket(t, l.r, c6, port6)
+		l.send(t, netip.MustParseAddr("fd88::1"), datagram(6, ptbFor(c6, uint16(port6), 1400)))
+		waitCount(t, reg, Injected, 2)
+		if got := s6.waitMTU(t, 1400); got != 1400 {
+			t.Errorf("IPv6 MTU = %d, want 1400", got)
+		}
+	})
+}
+
+// rpFilterDrops reads TcpExt IPReversePathFilter of namespace ns.
+func rpFilterDrops(t *testing.T, ns string) int {
+	t.Helper()
+	var b []byte
+	in(t, ns, func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/netstat")
+		return err
+	})
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "TcpExt:") || !strings.HasPrefix(lines[i+1], "TcpExt:") {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j, n := range names {
+			if n == "IPReversePathFilter" && j < len(values) {
+				v, _ := strconv.Atoi(values[j])
+				return v
+			}
+		}
+	}
+	t.Fatal("no TcpExt IPReversePathFilter")
+	return 0
+}
