@@ -91,7 +91,7 @@ func FuzzDecide(f *testing.F) {
 			if b[3]&0x80 != 0 { // a foreign quoted source now and then
 				m.Inner.Src = pick(b[3] >> 4)
 			}
-			o := Origin{SrcMAC: macs[int(b[9])%len(macs)], DstMAC: macs[int(b[9]>>4)%len(macs)], HasMAC: b[11]&4 != 0}
+			o := Origin{SrcMAC: macs[int(b[9])%len(macs)], DstMAC: macs[int(b[9]>>4)%len(macs)], HasMAC: b[11]&4 != 0, Tunnel: b[11]&16 != 0}
 			view := v
 			if b[11]&8 != 0 {
 				view = nil
@@ -104,7 +104,7 @@ func FuzzDecide(f *testing.F) {
 			if r == drop.None {
 				relays++
 				src := norm(m.Src)
-				loop := v.isSelf(src) || v.isPeer(src) ||
+				loop := o.Tunnel || v.isSelf(src) || v.isPeer(src) ||
 					o.HasMAC && (v.isPeerMAC(o.SrcMAC) || v.isSelfMAC(o.SrcMAC) || o.DstMAC[0]&1 != 0)
 				if loop || view == nil {
 					t.Fatalf("relayed a message that must loop-guard or has no peers: %+v %+v", m, o)

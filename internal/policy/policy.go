@@ -7,6 +7,7 @@
 // and the first that fails names the drop.Reason:
 //
 //  1. Loop guard, by the sender, whatever firewall rule the operator wrote:
+//     it arrived on our tunnel device (FromPeer: a peer's injected copy);
 //     outer source is ours (FromSelf) or a peer's (FromPeer); the frame
 //     came from a peer MAC (FromPeer) or our own MAC (FromSelf); the frame
 //     was sent to an L2 broadcast or multicast address (L2Broadcast).
@@ -243,6 +244,8 @@ func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.R
 
 	// 1. Loop guard.
 	switch {
+	case o.Tunnel:
+		return drop.FromPeer
 	case v.isSelf(src):
 		return drop.FromSelf
 	case v.isPeer(src):

@@ -41,6 +41,7 @@ func TestReasons(t *testing.T) {
 				{"peer address", nil, func(m *ptb.Message, _ *Origin, _ **View) { m.Src = f.peer }, drop.FromPeer},
 				{"peer MAC", nil, func(_ *ptb.Message, o *Origin, _ **View) { o.SrcMAC = peerMAC }, drop.FromPeer},
 				{"self MAC", nil, func(_ *ptb.Message, o *Origin, _ **View) { o.SrcMAC = selfMAC }, drop.FromSelf},
+				{"our tunnel device", nil, func(_ *ptb.Message, o *Origin, _ **View) { *o = Origin{Tunnel: true} }, drop.FromPeer},
 				{"broadcast", nil, func(_ *ptb.Message, o *Origin, _ **View) { o.DstMAC = bcastMAC }, drop.L2Broadcast},
 				{"multicast", nil, func(_ *ptb.Message, o *Origin, _ **View) { o.DstMAC = mcastMAC }, drop.L2Broadcast},
 				{"MACs ignored without HasMAC", nil, func(_ *ptb.Message, o *Origin, _ **View) {

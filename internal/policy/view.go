@@ -11,6 +11,10 @@ import (
 type Origin struct {
 	SrcMAC, DstMAC [6]byte // link-layer addresses, meaningful only when HasMAC
 	HasMAC         bool    // the capture layer saw an Ethernet header
+	// Tunnel: the packet arrived on go-pmtud's own TUN device, so it is a
+	// peer's copy we injected (tunnel transport). Its outer source is the
+	// router and it carries no MAC: nothing else tells it apart.
+	Tunnel bool
 }
 
 // View is an immutable snapshot of who is who: our own addresses and MACs,

@@ -30,6 +30,9 @@ type Relay struct {
 	log     *slog.Logger
 
 	view atomic.Pointer[policy.View]
+	// tunnelIf is the tunnel transport's TUN device (0: none): what arrives
+	// on it is a peer's copy we injected.
+	tunnelIf atomic.Uint32
 
 	// Reused on every packet so the hot path does not allocate.
 	msg   ptb.Message
@@ -77,6 +80,11 @@ func New(cfg Config) *Relay {
 // SetView swaps in who is who (self, peers, peer MACs).
 func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
 
+// SetTunnelIfIndex names the interface index of the tunnel receiver's TUN
+// device: a packet captured with it as input interface is a relayed copy,
+// whatever rule captured it (0: no tunnel device).
+func (r *Relay) SetTunnelIfIndex(i uint32) { r.tunnelIf.Store(i) }
+
 // View returns the current view.
 func (r *Relay) View() *policy.View { return r.view.Load() }
 
@@ -91,7 +99,9 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 	reason := ptb.Parse(p.Payload, r.limits, &r.msg)
 	view := r.view.Load()
 	if reason == drop.None {
-		reason = r.engine.Decide(now, &r.msg, policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC}, view)
+		tun := r.tunnelIf.Load()
+		o := policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC, Tunnel: tun != 0 && p.IfIndex == tun}
+		reason = r.engine.Decide(now, &r.msg, o, view)
 	}
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()

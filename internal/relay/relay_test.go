@@ -208,3 +208,28 @@ func BenchmarkParseAndDecide(b *testing.B) {
 		})
 	}
 }
+
+// TestTunnelCopyIsNotRelayed: a packet captured on the tunnel's TUN device
+// is a copy a peer sent us; whatever rule logged it, it is dropped as
+// from_peer, and the same packet on another interface is relayed.
+func TestTunnelCopyIsNotRelayed(t *testing.T) {
+	s := &fakeSender{}
+	r, m, _ := newRelay(t, s, false)
+	r.SetTunnelIfIndex(7)
+	b := ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40001})
+	copyIn := &capture.Packet{Payload: b, IfIndex: 7, Received: time.Now()}
+	if got := r.Handle(copyIn); got != drop.FromPeer {
+		t.Fatalf("copy on the TUN device: %v, want from_peer", got)
+	}
+	if s.sent != 0 || testutil.ToFloat64(m.Dropped(drop.FromPeer)) != 1 {
+		t.Fatalf("sent %d, from_peer %v", s.sent, testutil.ToFloat64(m.Dropped(drop.FromPeer)))
+	}
+	if got := r.Handle(&capture.Packet{Payload: b, IfIndex: 2, Received: time.Now()}); got != drop.None {
+		t.Fatalf("the same packet on the uplink: %v, want relayed", got)
+	}
+	r.SetTunnelIfIndex(0)
+	b2 := ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 40002})
+	if got := r.Handle(&capture.Packet{Payload: b2, Received: time.Now()}); got != drop.None {
+		t.Fatalf("no tunnel device, interface index 0: %v, want relayed", got)
+	}
+}
