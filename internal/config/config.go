@@ -20,6 +20,7 @@ const (
 	TransportL2        = "l2"
 	TransportBroadcast = "broadcast"
 	TransportRouted    = "routed"
+	TransportTunnel    = "tunnel"
 )
 
 // Config is everything the daemon needs to know at start.
@@ -51,6 +52,11 @@ type Config struct {
 	Strict        bool
 	LogFormat     string
 	LogLevel      string
+
+	// TunnelPort is the UDP port of the tunnel transport (send and receive);
+	// TunnelDevice the TUN device its receiver injects through.
+	TunnelPort   int
+	TunnelDevice string
 
 	Policy policy.Config
 
@@ -87,12 +93,14 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.Func("relay-for", "comma-separated CIDRs: relay only PTBs about packets we sent from these (VIPs, pod and node ranges); empty: any", prefixList(&c.RelayFor))
 	fs.Func("ports", "comma-separated ports: relay only PTBs about packets sent from these source ports; empty: any", portList(&c.Ports))
 
-	fs.StringVar(&c.Transport, "transport", TransportRouted, "how to relay: l2 (unicast frames to peer MACs, shared L2), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric)")
+	fs.StringVar(&c.Transport, "transport", TransportRouted, "how to relay: l2 (unicast frames to peer MACs, shared L2), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric), tunnel (the original packet in UDP to each peer's IP, injected there through a TUN device; any fabric, reaches pods behind DNAT)")
+	fs.IntVar(&c.TunnelPort, "tunnel-port", 30042, "UDP port of the tunnel transport: peers send to it and go-pmtud receives on it (every node must use the same)")
+	fs.StringVar(&c.TunnelDevice, "tunnel-device", "pmtud0", "TUN device the tunnel transport injects received copies through (created at start, removed on exit)")
 	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")
 	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s per family (0: no limit)")
 	captureBurst := fs.Uint("capture-burst", 0, "burst for --capture-rate, packets (0: the rate)")
 	fs.IntVar(&c.CaptureBuffer, "capture-buffer", 4<<20, "NFLOG socket receive buffer, bytes: the backlog a burst can build while go-pmtud catches up (overruns lose messages: see gopmtud_capture_overruns_total)")
-	captureSourceRate := fs.Uint("capture-source-rate", 500, "in-kernel limit per router (outer source address), packets/s, applied before --capture-rate so a flood from one router leaves room for others (0: no limit)")
+	captureSourceRate := fs.Uint("capture-source-rate", 1000, "in-kernel limit per router (outer source address), packets/s, applied before --capture-rate so a flood from one router leaves room for others (0: no limit)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "decide and count, but send nothing")
 	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
@@ -160,9 +168,9 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 // Validate checks values that flag parsing alone cannot.
 func (c Config) Validate() error {
 	switch c.Transport {
-	case TransportL2, TransportBroadcast, TransportRouted:
+	case TransportL2, TransportBroadcast, TransportRouted, TransportTunnel:
 	default:
-		return fmt.Errorf("--transport %q: want l2, broadcast or routed", c.Transport)
+		return fmt.Errorf("--transport %q: want l2, broadcast, routed or tunnel", c.Transport)
 	}
 	switch c.Firewall {
 	case "nftables", "none":
@@ -193,7 +201,7 @@ func (c Config) Validate() error {
 	for _, port := range []struct {
 		name string
 		v    int
-	}{{"--metrics-port", c.MetricsPort}, {"--health-port", c.HealthPort}} {
+	}{{"--metrics-port", c.MetricsPort}, {"--health-port", c.HealthPort}, {"--tunnel-port", c.TunnelPort}} {
 		if port.v < 1 || port.v > 65535 {
 			return fmt.Errorf("%s %d is out of range 1-65535", port.name, port.v)
 		}
@@ -203,6 +211,10 @@ func (c Config) Validate() error {
 	}
 	if c.Iface != "" && (len(c.Iface) > 15 || strings.ContainsAny(c.Iface, "/ \t")) {
 		return fmt.Errorf("--iface %q is not a valid interface name", c.Iface)
+	}
+	// The kernel would read a % in a TUN name as a template (pmtud%d).
+	if c.TunnelDevice == "" || len(c.TunnelDevice) > 15 || strings.ContainsAny(c.TunnelDevice, "/ \t%") {
+		return fmt.Errorf("--tunnel-device %q is not a valid interface name", c.TunnelDevice)
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("rate limits: %v", err)

@@ -46,6 +46,23 @@ func TestSeedOptionsParse(t *testing.T) {
 	}
 }
 
+func TestTunnelOptions(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TunnelPort != 30042 || c.TunnelDevice != "pmtud0" {
+		t.Fatalf("defaults: tunnel port %d, device %q", c.TunnelPort, c.TunnelDevice)
+	}
+	c, err = parse(t, map[string]string{"PMTUD_TUNNEL_PORT": "31000", "PMTUD_TRANSPORT": "tunnel"}, "--tunnel-device", "gopmtud1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Transport != TransportTunnel || c.TunnelPort != 31000 || c.TunnelDevice != "gopmtud1" {
+		t.Fatalf("transport %s, tunnel port %d, device %q", c.Transport, c.TunnelPort, c.TunnelDevice)
+	}
+}
+
 func TestEnvironmentAndFlagPrecedence(t *testing.T) {
 	env := map[string]string{"PMTUD_NFLOG_GROUP": "40", "PMTUD_NODENAME": "from-env", "PMTUD_PEERS": "10.1.0.1"}
 	c, err := parse(t, env, "--nodename", "from-flag")
@@ -72,7 +89,13 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--nflog-group", "-1"}, want: "invalid value"},
 		{args: []string{"--ttl", "0"}, want: "--ttl 0 is out of range 1-255"},
 		{args: []string{"--ttl", "256"}, want: "out of range 1-255"},
-		{args: []string{"--transport", "carrier-pigeon"}, want: "want l2, broadcast or routed"},
+		{args: []string{"--transport", "carrier-pigeon"}, want: "want l2, broadcast, routed or tunnel"},
+		{args: []string{"--tunnel-port", "0"}, want: "--tunnel-port 0 is out of range 1-65535"},
+		{args: []string{"--tunnel-port", "65536"}, want: "--tunnel-port 65536 is out of range"},
+		{env: map[string]string{"PMTUD_TUNNEL_PORT": "x"}, want: "PMTUD_TUNNEL_PORT"},
+		{args: []string{"--tunnel-device", "pmtud%d"}, want: "--tunnel-device \"pmtud%d\" is not a valid interface name"},
+		{args: []string{"--tunnel-device", "a-name-far-too-long"}, want: "not a valid interface name"},
+		{args: []string{"--tunnel-device", ""}, want: "not a valid interface name"},
 		{args: []string{"--firewall", "iptables"}, want: "want nftables or none"},
 		{args: []string{"--metrics-port", "0"}, want: "--metrics-port 0 is out of range"},
 		{args: []string{"--metrics-port", "30041"}, want: "must differ"},
