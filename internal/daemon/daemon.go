@@ -90,6 +90,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			m.SendErrors.WithLabelValues(peerName(registry.Snapshot(), peer)).Inc()
 		},
 	})
+	tunnel, err := openTunnelReceiver(cfg, registry, limits, m, checks, log)
+	if err != nil {
+		return err
+	}
+	if tunnel != nil {
+		defer tunnel.Close()
+		path.SetTunnelIfIndex(uint32(tunnel.IfIndex()))
+	}
 
 	servers, err := serve(cfg, m, checks, log)
 	if err != nil {
@@ -179,6 +187,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if tunnel != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); runTunnelReceiver(ctx, tunnel, log) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -250,6 +262,8 @@ func newSender(cfg config.Config, iface string, log *slog.Logger) (transport.Sen
 		return transport.NewL2(transport.L2Config{Iface: iface, Logger: log.With("component", "transport")})
 	case config.TransportBroadcast:
 		return transport.NewBroadcast(transport.BroadcastConfig{Iface: iface})
+	case config.TransportTunnel:
+		return transport.NewTunnel(transport.TunnelConfig{Port: cfg.TunnelPort})
 	default:
 		return transport.NewRouted(transport.RoutedConfig{TTL: cfg.TTL})
 	}
