@@ -28,9 +28,9 @@ const (
 // Defaults the budget is computed from (see docs/policy.md and --help).
 const (
 	captureRate, captureBurst = 2000, 2000 // --capture-rate; burst = rate
-	captureSourceRate         = 500        // --capture-source-rate; burst = rate
+	captureSourceRate         = 1000       // --capture-source-rate; burst = rate
 	globalRate, globalBurst   = 1000, 1000
-	sourceRate, sourceBurst   = 500, 500
+	sourceRate, sourceBurst   = 500, 500 // --source-rate, --source-burst
 )
 
 // TestFlood floods node 1 from one router with valid PTBs, every one about
@@ -124,6 +124,9 @@ func TestFlood(t *testing.T) {
 	}
 	if max := globalBurst + globalRate*secs; d[relayed4] > max {
 		t.Errorf("relayed %v messages, more than the global budget (%v)", d[relayed4], max)
+	}
+	if max := sourceBurst + sourceRate*secs + float64(legitSent); d[relayed4] > max {
+		t.Errorf("relayed %v messages, more than one router's budget (%v) and the legitimate ones", d[relayed4], max)
 	}
 	// Two peers, so two frames per relay (plus the ICMPv6 nothing: v4 only).
 	if frames := d[`gopmtud_frames_sent_total{transport="routed"}`]; frames > 2*d[relayed4] {
