@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +74,15 @@ type controlPlane struct {
 	args   []string
 
 	mu  sync.Mutex
-	api *exec.Cmd
+	api *proc
+}
+
+// proc is a started process; done is closed when it has exited.
+type proc struct {
+	name     string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopping atomic.Bool
 }
 
 func startControlPlane(t testing.TB) *controlPlane {
@@ -143,7 +152,7 @@ func (cp *controlPlane) StopAPI() {
 	stop(cmd)
 }
 
-func (cp *controlPlane) start(name, bin string, args ...string) *exec.Cmd {
+func (cp *controlPlane) start(name, bin string, args ...string) *proc {
 	cp.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(cp.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -156,6 +165,15 @@ func (cp *controlPlane) start(name, bin string, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		cp.t.Fatalf("start %s: %v", name, err)
 	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		if !p.stopping.Load() {
+			// Said at once: a test waiting on the API would only time out.
+			cp.t.Errorf("%s exited on its own: %v", name, err)
+		}
+		close(p.done)
+	}()
 	cp.t.Cleanup(func() {
 		logf.Close()
 		if cp.t.Failed() {
@@ -166,17 +184,18 @@ func (cp *controlPlane) start(name, bin string, args ...string) *exec.Cmd {
 			cp.t.Logf("last of %s.log:\n%s", name, tail)
 		}
 	})
-	return cmd
+	return p
 }
 
 // stop kills the process: a graceful API server stop takes seconds, and the
 // tests have nothing to flush.
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
+func stop(p *proc) {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	p.stopping.Store(true)
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // Config returns a client configuration with the admin token.

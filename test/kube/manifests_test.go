@@ -447,7 +447,7 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 	} else {
 		w.Stop()
 	}
-	reg, w, _ := watchPeers(t, sa, kube.Config{NodeName: "self"})
+	reg, w, _ := watchPeers(t, nodeClient(t, cp.TokenConfig(tr.Status.Token)), kube.Config{NodeName: "self"})
 	waitPeers(t, reg, 10*time.Second, "10.0.0.11 n1")
 	if n := w.WatchErrors(); n != 0 {
 		t.Errorf("%d watch errors with the ServiceAccount's token", n)

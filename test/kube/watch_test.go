@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/peers/kube"
@@ -60,9 +61,19 @@ func setLabels(t testing.TB, c kubernetes.Interface, name string, lbls map[strin
 	}
 }
 
+// nodeClient is the daemon's own Node client (kube.NewClientForConfig).
+func nodeClient(t *testing.T, cfg *rest.Config) kube.NodeClient {
+	t.Helper()
+	c, err := kube.NewClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // watchPeers runs kube.Run into a peers.Registry, as the daemon does, until
 // the test ends.
-func watchPeers(t *testing.T, c kubernetes.Interface, cfg kube.Config) (*peers.Registry, *kube.Watcher, *prometheus.Registry) {
+func watchPeers(t *testing.T, c kube.NodeClient, cfg kube.Config) (*peers.Registry, *kube.Watcher, *prometheus.Registry) {
 	t.Helper()
 	reg := peers.NewRegistry()
 	metrics := prometheus.NewRegistry()
@@ -132,7 +143,7 @@ func TestNodeWatchFollowsNodes(t *testing.T) {
 	createNode(t, c, "n3", nil, "10.0.0.13") // not selected
 
 	start := time.Now()
-	reg, w, _ := watchPeers(t, c, kube.Config{NodeName: "self", LabelSelector: "go-pmtud/relay=yes"})
+	reg, w, _ := watchPeers(t, nodeClient(t, cp.Config()), kube.Config{NodeName: "self", LabelSelector: "go-pmtud/relay=yes"})
 	waitPeers(t, reg, 10*time.Second, "10.0.0.11 n1", "10.0.0.12 n2", "fd00::11 n1")
 	t.Logf("initial list: %v", time.Since(start).Round(time.Millisecond))
 	if !w.Synced() || w.Ready() != nil {
@@ -183,7 +194,7 @@ func TestAPIServerOutage(t *testing.T) {
 	createNode(t, c, "self", nil, "10.0.0.1")
 	createNode(t, c, "n1", nil, "10.0.0.11")
 	createNode(t, c, "n2", nil, "10.0.0.12")
-	reg, w, metrics := watchPeers(t, c, kube.Config{NodeName: "self"})
+	reg, w, metrics := watchPeers(t, nodeClient(t, cp.Config()), kube.Config{NodeName: "self"})
 	want := []string{"10.0.0.11 n1", "10.0.0.12 n2"}
 	waitPeers(t, reg, 10*time.Second, want...)
 	before := reg.Snapshot()

@@ -29,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
@@ -67,7 +66,7 @@ type Config struct {
 
 // Watcher publishes the peers found in Node objects.
 type Watcher struct {
-	client  kubernetes.Interface
+	client  NodeClient
 	cfg     Config
 	sel     string
 	publish func([]peers.Peer)
@@ -91,7 +90,7 @@ type errorAt struct {
 
 // New returns a Watcher; it starts nothing until Run. It fails on a bad
 // label selector or address family, and if the metrics cannot be registered.
-func New(client kubernetes.Interface, cfg Config, publish func([]peers.Peer)) (*Watcher, error) {
+func New(client NodeClient, cfg Config, publish func([]peers.Peer)) (*Watcher, error) {
 	if cfg.AddressType == "" {
 		cfg.AddressType = string(corev1.NodeInternalIP)
 	}
@@ -132,7 +131,7 @@ func New(client kubernetes.Interface, cfg Config, publish func([]peers.Peer)) (*
 // complete; after that, every change to the peer list is published within
 // about Debounce. API errors never end Run: they are logged and counted while
 // the last published list stays in use.
-func Run(ctx context.Context, client kubernetes.Interface, cfg Config, publish func([]peers.Peer)) error {
+func Run(ctx context.Context, client NodeClient, cfg Config, publish func([]peers.Peer)) error {
 	w, err := New(client, cfg, publish)
 	if err != nil {
 		return err
@@ -297,7 +296,7 @@ func (w *Watcher) transform(obj any) (any, error) {
 // own without calling the watch error handler, so the handler alone would
 // not see an API server that is down.
 func (w *Watcher) listWatch() cache.ListerWatcher {
-	nodes := w.client.CoreV1().Nodes()
+	nodes := w.client
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.LabelSelector = w.sel
@@ -327,8 +326,9 @@ func (w *Watcher) listWatch() cache.ListerWatcher {
 			}), nil
 		},
 	}
-	// Lets the reflector stream the initial list (WatchList) when the client
-	// supports it, which avoids holding whole list pages in memory.
+	// Lets the reflector stream the initial list (WatchList), which avoids
+	// holding whole list pages in memory, unless the client says it cannot
+	// (client-go's fakes: IsWatchListSemanticsUnSupported).
 	return cache.ToListWatcherWithWatchListSemantics(lw, w.client)
 }
 

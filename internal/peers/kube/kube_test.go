@@ -27,12 +27,20 @@ func node(name string, addrs ...corev1.NodeAddress) *corev1.Node {
 	}
 }
 
+// fakeNodeClient is client-go's fake Node client, which cannot stream an
+// initial list (WatchList), so it says so as the fake clientset does.
+type fakeNodeClient struct{ NodeClient }
+
+func (fakeNodeClient) IsWatchListSemanticsUnSupported() bool { return true }
+
+func fakeNodes(c *fake.Clientset) NodeClient { return fakeNodeClient{c.CoreV1().Nodes()} }
+
 func internal(a string) corev1.NodeAddress {
 	return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a}
 }
 
 func TestTransformKeepsOnlyNameAndChosenAddresses(t *testing.T) {
-	w, err := New(fake.NewClientset(), Config{}, func([]peers.Peer) {})
+	w, err := New(fakeNodes(fake.NewClientset()), Config{}, func([]peers.Peer) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +83,7 @@ func TestPeersFrom(t *testing.T) {
 		{[]int{4}, []string{"10.0.0.2 a", "10.0.0.3 b", "10.0.0.9 mapped"}},
 		{[]int{6}, []string{"fd00::3 b"}},
 	} {
-		w, err := New(fake.NewClientset(), Config{NodeName: "self", Families: tc.families}, nil)
+		w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self", Families: tc.families}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,10 +98,10 @@ func TestPeersFrom(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(fake.NewClientset(), Config{LabelSelector: "a in (b"}, nil); err == nil {
+	if _, err := New(fakeNodes(fake.NewClientset()), Config{LabelSelector: "a in (b"}, nil); err == nil {
 		t.Error("bad selector accepted")
 	}
-	if _, err := New(fake.NewClientset(), Config{Families: []int{5}}, nil); err == nil {
+	if _, err := New(fakeNodes(fake.NewClientset()), Config{Families: []int{5}}, nil); err == nil {
 		t.Error("family 5 accepted")
 	}
 }
@@ -143,7 +151,7 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 	client := fake.NewClientset(node("self", internal("10.0.0.1")), node("n2", internal("10.0.0.2")))
 	rec := newRecorder()
 	reg := prometheus.NewRegistry()
-	w, err := New(client, Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
+	w, err := New(fakeNodes(client), Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
 	if err != nil {
 		t.Fatal(err)
 	}
