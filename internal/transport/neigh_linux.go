@@ -315,8 +315,11 @@ func (n *neighbours) resolve(a netip.Addr) {
 	}
 	err := n.h.NeighSet(e)
 	if err == nil {
+		// A change to the host's state: said once per entry, at info.
+		if !n.created[a] {
+			n.log.Info("l2: added a managed neighbour entry to resolve a peer (removed when it leaves and on exit)", "peer", a, "iface", n.iface)
+		}
 		n.created[a] = true
-		n.log.Debug("l2: resolving peer with a managed neighbour entry", "peer", a, "iface", n.iface)
 		return
 	}
 	// Older kernels: a one-shot resolution.
@@ -343,6 +346,8 @@ func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
 		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: n.ifindex, Family: fam, IP: a.AsSlice()})
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			n.log.Debug("l2: deleting managed neighbour entry failed", "peer", a, "err", err)
+		} else {
+			n.log.Info("l2: removed the managed neighbour entry", "peer", a, "iface", n.iface)
 		}
 		delete(n.created, a)
 	}

@@ -68,6 +68,19 @@ func TestLeastPrivilege(t *testing.T) {
 			if n := managedNeighbours(t, ns); n != 0 {
 				t.Errorf("%d managed neighbour entries left behind", n)
 			}
+			// Host changes are logged, both ways.
+			for _, line := range []string{"firewall table installed", "firewall table removed"} {
+				if !strings.Contains(node.Log(), line) {
+					t.Errorf("log lacks %q", line)
+				}
+			}
+			if transport == "l2" {
+				added := strings.Count(node.Log(), "added a managed neighbour entry")
+				removed := strings.Count(node.Log(), "removed the managed neighbour entry")
+				if added != managed || removed != managed {
+					t.Errorf("log: %d managed neighbour entries added, %d removed, want %d each", added, removed, managed)
+				}
+			}
 			t.Logf("as nobody with CapEff %s: relayed, exit 0 in %v, table and %d managed neighbour entries removed",
 				statusField(string(status), "CapEff"), took.Round(time.Millisecond), managed)
 		})
