@@ -27,7 +27,7 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	family := fs.String("family", "both", "IP family: 4, 6 or both")
 	fabric := fs.String("fabric", "both", "node fabric: l2 (one bridge), routed (a subnet per node) or both")
-	transport := fs.String("transport", "auto", "go-pmtud --transport: l2, broadcast, routed, all, or auto (l2 on the l2 fabric, routed on the routed one)")
+	transport := fs.String("transport", "auto", "go-pmtud --transport: l2, broadcast, routed, tunnel, all, or auto (l2 on the l2 fabric, routed on the routed one)")
 	receiver := fs.String("receiver", "node", "where the HTTP server lives: node (socket on the node), pod (DNAT to a pod behind it) or both")
 	keep := fs.Bool("keep", false, "leave the lab's namespaces up after the run and print how to look around and remove them")
 	teardown := fs.String("teardown", "", "remove the lab with this namespace prefix (as printed by -keep) and exit")
@@ -101,10 +101,10 @@ func chooseScenarios(family, fabric, transport, receiver string) ([]lab.Scenario
 			}
 		case "all":
 			trs = lab.Transports
-		case "l2", "broadcast", "routed":
+		case "l2", "broadcast", "routed", "tunnel":
 			trs = []string{transport}
 		default:
-			return nil, fmt.Errorf("-transport %q: want l2, broadcast, routed, all or auto", transport)
+			return nil, fmt.Errorf("-transport %q: want l2, broadcast, routed, tunnel, all or auto", transport)
 		}
 		out = append(out, lab.Matrix(fams, []lab.Fabric{fab}, trs, rcvs)...)
 	}

@@ -27,7 +27,7 @@ const (
 type DaemonConfig struct {
 	// Binary is the go-pmtud executable.
 	Binary string
-	// Transport is --transport: l2, broadcast or routed.
+	// Transport is --transport: l2, broadcast, routed or tunnel.
 	Transport string
 	// Firewall is --firewall (default nftables: go-pmtud owns its rule).
 	Firewall string

@@ -7,7 +7,7 @@ import (
 )
 
 // Transports go-pmtud offers (--transport).
-var Transports = []string{"l2", "broadcast", "routed"}
+var Transports = []string{"l2", "broadcast", "routed", "tunnel"}
 
 // Scenario is one cell of the matrix.
 type Scenario struct {
@@ -23,10 +23,11 @@ func (s Scenario) String() string {
 
 // Applicable says whether go-pmtud can be expected to work in the cell,
 // and why not. Frame-level relays (l2, broadcast) address peers by MAC, so
-// they cannot cross the router of the routed fabric.
+// they cannot cross the router of the routed fabric; routed and tunnel
+// address peers by IP and apply everywhere.
 func (s Scenario) Applicable() (bool, string) {
 	if s.Fabric == FabricRouted && (s.Transport == "l2" || s.Transport == "broadcast") {
-		return false, "frames cannot cross the router between node subnets: use --transport routed"
+		return false, "frames cannot cross the router between node subnets: use --transport tunnel (or routed)"
 	}
 	return true, ""
 }
@@ -35,11 +36,10 @@ func (s Scenario) Applicable() (bool, string) {
 // and must still stall, so the table is corrected when one starts working.
 const (
 	limitBroadcastPod = "Linux never forwards a packet that arrived as an L2 broadcast " +
-		"(ip_forward/ip6_forward drop pkt_type != PACKET_HOST), so the DNATed copy never reaches the pod: use l2"
+		"(ip_forward/ip6_forward drop pkt_type != PACKET_HOST), so the DNATed copy never reaches the pod: use l2 or tunnel"
 	limitRoutedPod = "conntrack relates an ICMP error only if its outer destination is the quoted packet's source " +
 		"(nf_conntrack_inet_error: outer daddr != inner), and routed re-addresses it to the peer, so it is not " +
-		"DNATed to the pod: use l2 on a shared L2 fabric (a routed fabric needs a transport that keeps the " +
-		"outer destination, e.g. IP-in-IP)"
+		"DNATed to the pod: use tunnel (any fabric) or l2 (shared L2)"
 )
 
 // KnownLimitation says why go-pmtud cannot deliver in this cell, or "".

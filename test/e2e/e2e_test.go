@@ -133,9 +133,9 @@ func check(t *testing.T, res lab.Result) {
 	}
 }
 
-// matrix is issue 3's proof matrix: {IPv4, IPv6} x {l2, broadcast, routed}
-// x {socket on the node, DNAT to a pod}, l2 and broadcast on the shared-L2
-// fabric and routed on both fabrics. The cells of issue 2 (node socket, l2
+// matrix is issue 3's proof matrix: {IPv4, IPv6} x {l2, broadcast, routed,
+// tunnel} x {socket on the node, DNAT to a pod}, l2 and broadcast on the
+// shared-L2 fabric, routed and tunnel on both fabrics. The cells of issue 2 (node socket, l2
 // on the L2 fabric, routed on the routed fabric) are among them.
 func matrix() []lab.Scenario {
 	var out []lab.Scenario
@@ -148,6 +148,8 @@ func matrix() []lab.Scenario {
 			{lab.FabricL2, "broadcast"},
 			{lab.FabricL2, "routed"},
 			{lab.FabricRouted, "routed"},
+			{lab.FabricL2, "tunnel"},
+			{lab.FabricRouted, "tunnel"},
 		} {
 			for _, f := range []lab.Family{lab.IPv4, lab.IPv6} {
 				out = append(out, lab.Scenario{Family: f, Fabric: ft.fab, Transport: ft.tr, Receiver: rcv})
