@@ -225,6 +225,7 @@ func TestParallelFlows(t *testing.T) {
 	for _, sc := range []lab.Scenario{
 		{Family: lab.IPv4, Fabric: lab.FabricL2, Transport: "l2", Receiver: lab.ReceiverNode},
 		{Family: lab.IPv6, Fabric: lab.FabricRouted, Transport: "routed", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv4, Fabric: lab.FabricRouted, Transport: "tunnel", Receiver: lab.ReceiverPod},
 	} {
 		t.Run(cellName(sc), func(t *testing.T) {
 			res := lab.RunParallel(ctx, sc, lab.RunConfig{Binary: binary}, lab.NumClientAddrs)
@@ -263,6 +264,7 @@ func TestOperatorNaiveRule(t *testing.T) {
 		{Family: lab.IPv4, Fabric: lab.FabricL2, Transport: "l2", Receiver: lab.ReceiverNode},
 		{Family: lab.IPv6, Fabric: lab.FabricL2, Transport: "broadcast", Receiver: lab.ReceiverNode},
 		{Family: lab.IPv4, Fabric: lab.FabricRouted, Transport: "routed", Receiver: lab.ReceiverNode},
+		{Family: lab.IPv6, Fabric: lab.FabricRouted, Transport: "tunnel", Receiver: lab.ReceiverPod},
 	} {
 		t.Run(cellName(sc), func(t *testing.T) {
 			res, _ := lab.Run(ctx, sc, lab.RunConfig{
