@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
@@ -90,7 +91,9 @@ func (r *reopenable) Close() error {
 
 // bindsToLink reports whether the transport's sockets are bound to the
 // uplink's ifindex (and so must be reopened when it is recreated).
-func bindsToLink(transportName string) bool { return transportName != "routed" }
+func bindsToLink(transportName string) bool {
+	return transportName == config.TransportL2 || transportName == config.TransportBroadcast
+}
 
 // uplinkChanged looks the uplink up again by name. It returns the current
 // interface and whether it is another one than was (a new ifindex or MAC:

@@ -89,4 +89,5 @@ func TestUplinkDownUpAndRecreated(t *testing.T) {
 	}
 }
 
-func bindsToLinkT(transport string) bool { return transport != "routed" }
+// bindsToLinkT: the transports whose AF_PACKET socket is bound to the ifindex.
+func bindsToLinkT(transport string) bool { return transport == "l2" || transport == "broadcast" }
