@@ -36,6 +36,7 @@ func BenchmarkSend(b *testing.B) {
 		l2 *L2
 		bc *Broadcast
 		rt *Routed
+		tu *Tunnel
 	)
 	in(b, n1.ns, func() error {
 		var err error
@@ -45,10 +46,13 @@ func BenchmarkSend(b *testing.B) {
 		if bc, err = NewBroadcast(BroadcastConfig{Iface: "eth0"}); err != nil {
 			return err
 		}
-		rt, err = NewRouted(RoutedConfig{TTL: 1})
+		if rt, err = NewRouted(RoutedConfig{TTL: 1}); err != nil {
+			return err
+		}
+		tu, err = NewTunnel(TunnelConfig{})
 		return err
 	})
-	b.Cleanup(func() { l2.Close(); bc.Close(); rt.Close() })
+	b.Cleanup(func() { l2.Close(); bc.Close(); rt.Close(); tu.Close() })
 	l2.SetPeers(append(append([]peers.Peer(nil), to[4]...), to[6]...))
 	for i := 0; i < 150 && len(l2.PeerMACs()) < 10; i++ {
 		time.Sleep(20 * time.Millisecond)
@@ -66,6 +70,12 @@ func BenchmarkSend(b *testing.B) {
 			rt.v4.b = newBatch(rt.v4.b.rc, n)
 			if rt.v6 != nil {
 				rt.v6.b = newBatch(rt.v6.b.rc, n)
+			}
+		}},
+		{"tunnel", tu, func(n int) {
+			tu.v4.b = newBatch(tu.v4.b.rc, n)
+			if tu.v6 != nil {
+				tu.v6.b = newBatch(tu.v6.b.rc, n)
 			}
 		}},
 	}
