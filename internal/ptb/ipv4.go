@@ -25,7 +25,7 @@ func parse4(pkt []byte, lim *Limits, m *Message) drop.Reason {
 	if total < ihl || total > len(pkt) {
 		return drop.BadIPHeader
 	}
-	if Checksum(pkt[:ihl], 0) != 0 {
+	if Checksum(pkt[:ihl], 0) != 0 || !options4OK(pkt[20:ihl]) {
 		return drop.BadIPHeader
 	}
 	pkt = pkt[:total] // drop link-layer padding
@@ -58,6 +58,9 @@ func parseInner4(q []byte, m *Message) drop.Reason {
 	if len(q) < ihl {
 		return drop.InnerTruncated
 	}
+	if !options4OK(q[20:ihl]) {
+		return drop.InnerBadHeader
+	}
 	f := &m.Inner
 	f.Src = netip.AddrFrom4([4]byte(q[12:16]))
 	f.Dst = netip.AddrFrom4([4]byte(q[16:20]))
@@ -65,4 +68,30 @@ func parseInner4(q []byte, m *Message) drop.Reason {
 	// A non-first fragment's payload carries no transport header.
 	first := binary.BigEndian.Uint16(q[6:])&0x1fff == 0
 	return quotedL4(f, q[ihl:], first, 4)
+}
+
+// options4OK reports whether b is a well-formed IPv4 option list (RFC 791
+// section 3.1): End of Option List (0) ends it, No Operation (1) is one
+// byte, every other option carries a length byte of at least 2 that stays
+// inside the header. The kernel checks the outer header's options itself
+// (ip_options_compile) before netfilter; a quoted header is ours to check.
+func options4OK(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case 0:
+			return true
+		case 1:
+			i++
+		default:
+			if i+1 >= len(b) {
+				return false
+			}
+			n := int(b[i+1])
+			if n < 2 || i+n > len(b) {
+				return false
+			}
+			i += n
+		}
+	}
+	return true
 }

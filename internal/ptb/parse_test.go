@@ -90,6 +90,24 @@ var cases4 = []parseCase{
 		b[22] = 1 // inside the option
 		return b
 	}), want: drop.BadIPHeader},
+	{name: "outer option length zero", pkt: build4(6, func(b []byte) []byte {
+		b = insert(b, 20, 0x94, 0x00, 0, 0) // router alert claiming length 0
+		b[0] = 0x46
+		addTotal4(b, 4)
+		return fixHdr4(b)
+	}), want: drop.BadIPHeader},
+	{name: "outer option runs past the header", pkt: build4(6, func(b []byte) []byte {
+		b = insert(b, 20, 1, 0x07, 0x09, 0) // NOP, then type 7 claiming 9 bytes in 3
+		b[0] = 0x46
+		addTotal4(b, 4)
+		return fixHdr4(b)
+	}), want: drop.BadIPHeader},
+	{name: "inner option without its length byte", pkt: build4(6, func(b []byte) []byte {
+		b = insert(b, 48, 1, 1, 1, 0x44) // NOP NOP NOP, timestamp type with no length
+		b[28] = 0x46
+		addTotal4(b, 4)
+		return fix4(b)
+	}), want: drop.InnerBadHeader},
 	{name: "more fragments", pkt: build4(6, func(b []byte) []byte { b[6] |= 0x20; return fixHdr4(b) }), want: drop.Fragment},
 	{name: "fragment offset", pkt: build4(6, func(b []byte) []byte { b[7] = 1; return fixHdr4(b) }), want: drop.Fragment},
 	{name: "tcp not icmp", pkt: build4(6, func(b []byte) []byte { b[9] = 6; return fixHdr4(b) }), want: drop.NotICMP},
