@@ -163,9 +163,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		UpdateFunc: func(oldObj, newObj any) {
 			// Node status heartbeats update every Node regularly; only a
 			// change of the (already trimmed) addresses changes the peers.
-			o, ok1 := oldObj.(*corev1.Node)
-			n, ok2 := newObj.(*corev1.Node)
-			if !ok1 || !ok2 || !slices.Equal(o.Status.Addresses, n.Status.Addresses) {
+			o, ok1 := oldObj.(*node)
+			n, ok2 := newObj.(*node)
+			if !ok1 || !ok2 || !slices.Equal(o.addrs, n.addrs) {
 				w.poke()
 			}
 		},
@@ -232,25 +232,17 @@ func (w *Watcher) poke() {
 	}
 }
 
-// peersFrom turns trimmed Nodes into peers sorted by address then name, so
+// peersFrom turns cached nodes into peers sorted by address then name, so
 // two lists compare equal exactly when they hold the same peers.
 func (w *Watcher) peersFrom(objs []any) []peers.Peer {
 	list := make([]peers.Peer, 0, len(objs))
 	for _, obj := range objs {
-		n, ok := obj.(*corev1.Node)
-		if !ok || n.Name == w.cfg.NodeName {
+		n, ok := obj.(*node)
+		if !ok || n.name == w.cfg.NodeName {
 			continue
 		}
-		for _, a := range n.Status.Addresses {
-			addr, err := netip.ParseAddr(a.Address)
-			if err != nil || addr.Zone() != "" {
-				continue
-			}
-			addr = addr.Unmap()
-			if !w.wantFamily(addr) {
-				continue
-			}
-			list = append(list, peers.Peer{Name: n.Name, Addr: addr})
+		for _, a := range n.addrs {
+			list = append(list, peers.Peer{Name: n.name, Addr: a})
 		}
 	}
 	slices.SortFunc(list, func(a, b peers.Peer) int {
@@ -273,18 +265,38 @@ func (w *Watcher) wantFamily(a netip.Addr) bool {
 	return slices.Contains(w.cfg.Families, f)
 }
 
-// transform keeps only what peersFrom reads (plus the resource version the
-// informer tracks), so a cached Node costs about a hundred bytes instead of
-// the kilobytes of images, conditions and managed fields a real Node carries.
+// node is what the informer caches of a Node: its name, resource version and
+// the addresses that make peers, about 80 bytes where a *corev1.Node, even
+// emptied, takes 900 (and a real one with images and conditions, kilobytes).
+type node struct {
+	name, resourceVersion string
+	addrs                 []netip.Addr
+}
+
+// GetObjectMeta lets client-go's cache key and version the node
+// (meta.Accessor); it is called only on cache operations.
+func (n *node) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Name: n.name, ResourceVersion: n.resourceVersion}
+}
+
+// transform keeps only what peersFrom reads: it runs on every Node as it
+// arrives, before the informer caches it (also while the initial list streams).
 func (w *Watcher) transform(obj any) (any, error) {
 	n, ok := obj.(*corev1.Node)
 	if !ok {
-		return obj, nil // e.g. a DeletedFinalStateUnknown tombstone
+		return obj, nil // already a *node, or a DeletedFinalStateUnknown tombstone
 	}
-	slim := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, ResourceVersion: n.ResourceVersion}}
+	slim := &node{name: n.Name, resourceVersion: n.ResourceVersion}
 	for _, a := range n.Status.Addresses {
-		if string(a.Type) == w.cfg.AddressType {
-			slim.Status.Addresses = append(slim.Status.Addresses, a)
+		if string(a.Type) != w.cfg.AddressType {
+			continue
+		}
+		addr, err := netip.ParseAddr(a.Address)
+		if err != nil || addr.Zone() != "" {
+			continue
+		}
+		if addr = addr.Unmap(); w.wantFamily(addr) {
+			slim.addrs = append(slim.addrs, addr)
 		}
 	}
 	return slim, nil

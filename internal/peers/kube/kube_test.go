@@ -15,7 +15,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 )
 
-func node(name string, addrs ...corev1.NodeAddress) *corev1.Node {
+func apiNode(name string, addrs ...corev1.NodeAddress) *corev1.Node {
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"big": "x"}},
 		Spec:       corev1.NodeSpec{PodCIDR: "10.244.0.0/24"},
@@ -39,61 +39,67 @@ func internal(a string) corev1.NodeAddress {
 	return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a}
 }
 
-func TestTransformKeepsOnlyNameAndChosenAddresses(t *testing.T) {
-	w, err := New(fakeNodes(fake.NewClientset()), Config{}, func([]peers.Peer) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := node("n1", internal("10.0.0.1"), corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "192.0.2.1"},
-		corev1.NodeAddress{Type: corev1.NodeHostName, Address: "n1"}, internal("fd00::1"))
+func TestTransformKeepsOnlyNameAndPeerAddresses(t *testing.T) {
+	n := apiNode("n1", internal("10.0.0.1"), corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "192.0.2.1"},
+		corev1.NodeAddress{Type: corev1.NodeHostName, Address: "n1"}, internal("fd00::1"),
+		internal("not-an-ip"), internal("fe80::1%eth0"), internal("::ffff:10.0.0.9"))
 	n.ResourceVersion = "42"
-	got, err := w.transform(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", ResourceVersion: "42"}}
-	want.Status.Addresses = []corev1.NodeAddress{internal("10.0.0.1"), internal("fd00::1")}
-	g := got.(*corev1.Node)
-	if g.Name != want.Name || g.ResourceVersion != "42" || !slices.Equal(g.Status.Addresses, want.Status.Addresses) ||
-		g.Labels != nil || g.Annotations != nil || g.Status.Images != nil || g.Status.Conditions != nil || g.Spec.PodCIDR != "" {
-		t.Fatalf("transform kept too much or too little: %+v", g)
-	}
-	// Idempotent: client-go may transform an object again.
-	again, _ := w.transform(g)
-	if a := again.(*corev1.Node); a.Name != "n1" || !slices.Equal(a.Status.Addresses, want.Status.Addresses) {
-		t.Fatalf("second transform: %+v", a)
-	}
-	if x, _ := w.transform("tombstone"); x != "tombstone" {
-		t.Fatalf("non-Node changed: %v", x)
+	for _, tc := range []struct {
+		cfg  Config
+		want []string
+	}{
+		{Config{}, []string{"10.0.0.1", "fd00::1", "10.0.0.9"}},
+		{Config{Families: []int{4}}, []string{"10.0.0.1", "10.0.0.9"}},
+		{Config{Families: []int{6}}, []string{"fd00::1"}},
+		{Config{AddressType: "ExternalIP"}, []string{"192.0.2.1"}},
+	} {
+		w, err := New(fakeNodes(fake.NewClientset()), tc.cfg, func([]peers.Peer) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.transform(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got.(*node)
+		var addrs []string
+		for _, a := range g.addrs {
+			addrs = append(addrs, a.String())
+		}
+		if g.name != "n1" || g.resourceVersion != "42" || !slices.Equal(addrs, tc.want) {
+			t.Errorf("%+v: transformed to %+v, want addresses %q", tc.cfg, g, tc.want)
+		}
+		// The cache can key and version it, and transforming again is a no-op.
+		if m := g.GetObjectMeta(); m.GetName() != "n1" || m.GetResourceVersion() != "42" {
+			t.Errorf("object meta %+v", m)
+		}
+		if again, _ := w.transform(g); again != g {
+			t.Error("second transform changed the node")
+		}
 	}
 }
 
 func TestPeersFrom(t *testing.T) {
-	objs := []any{
-		node("self", internal("10.0.0.1")),
-		node("b", internal("10.0.0.3"), internal("fd00::3")),
-		node("a", internal("10.0.0.2"), internal("not-an-ip"), internal("fe80::1%eth0")),
-		node("mapped", internal("::ffff:10.0.0.9")),
+	w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self"}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		families []int
-		want     []string
-	}{
-		{nil, []string{"10.0.0.2 a", "10.0.0.3 b", "10.0.0.9 mapped", "fd00::3 b"}},
-		{[]int{4}, []string{"10.0.0.2 a", "10.0.0.3 b", "10.0.0.9 mapped"}},
-		{[]int{6}, []string{"fd00::3 b"}},
+	var objs []any
+	for _, n := range []*corev1.Node{
+		apiNode("self", internal("10.0.0.1")),
+		apiNode("b", internal("10.0.0.3"), internal("fd00::3")),
+		apiNode("a", internal("10.0.0.2")),
+		apiNode("none"),
 	} {
-		w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self", Families: tc.families}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, p := range w.peersFrom(objs) {
-			got = append(got, p.Addr.String()+" "+p.Name)
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("families %v: got %q, want %q", tc.families, got, tc.want)
-		}
+		o, _ := w.transform(n)
+		objs = append(objs, o)
+	}
+	var got []string
+	for _, p := range w.peersFrom(objs) {
+		got = append(got, p.Addr.String()+" "+p.Name)
+	}
+	if want := []string{"10.0.0.2 a", "10.0.0.3 b", "fd00::3 b"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
@@ -148,7 +154,7 @@ func (r *recorder) waitFor(t *testing.T, want ...string) {
 
 func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	client := fake.NewClientset(node("self", internal("10.0.0.1")), node("n2", internal("10.0.0.2")))
+	client := fake.NewClientset(apiNode("self", internal("10.0.0.1")), apiNode("n2", internal("10.0.0.2")))
 	rec := newRecorder()
 	reg := prometheus.NewRegistry()
 	w, err := New(fakeNodes(client), Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
@@ -175,12 +181,12 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 		t.Error("synced metric not 1")
 	}
 	nodes := client.CoreV1().Nodes()
-	if _, err := nodes.Create(ctx, node("n3", internal("fd00::3")), metav1.CreateOptions{}); err != nil {
+	if _, err := nodes.Create(ctx, apiNode("n3", internal("fd00::3")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "10.0.0.2 n2", "fd00::3 n3")
 
-	n2 := node("n2", internal("10.0.0.22"))
+	n2 := apiNode("n2", internal("10.0.0.22"))
 	if _, err := nodes.Update(ctx, n2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
