@@ -57,9 +57,11 @@ type Receiver struct {
 	ifindex int
 	metrics *metrics
 
-	// rpFilterAll is net.ipv4.conf.all.rp_filter as read at Open: non-zero
-	// means the kernel drops every IPv4 packet arriving on the device.
-	rpFilterAll string
+	// rpFilterAll is net.ipv4.conf.all.rp_filter, opened in the device's
+	// namespace (a net sysctl file stays bound to the opener's namespace)
+	// and read again for each Detail, so a fix shows without a restart:
+	// non-zero means the kernel drops every IPv4 packet on the device.
+	rpFilterAll *os.File
 
 	running atomic.Bool
 	errMu   sync.Mutex
@@ -174,18 +176,26 @@ func (r *Receiver) configure(name string) error {
 	if err := r.set("net.ipv4.conf."+name+".rp_filter", "0"); err != nil {
 		return err
 	}
-	all, err := readSysctl("net.ipv4.conf.all.rp_filter")
-	if err != nil {
-		return err
+	var err error
+	if r.rpFilterAll, err = os.Open(sysctlPath("net.ipv4.conf.all.rp_filter")); err != nil {
+		return fmt.Errorf("inject: %w", err)
 	}
-	r.rpFilterAll = all
-	if all != "0" {
+	if all := r.rpFilterAllValue(); all != "0" {
 		r.log.Error("IPv4 tunnel copies will be dropped by this node's reverse-path filter: "+
 			"net.ipv4.conf.all.rp_filter is non-zero and applies to "+name+" whatever its own setting; "+
 			"set net.ipv4.conf.all.rp_filter=0 (per-interface values still apply to every other interface) "+
 			"or use another transport", "net.ipv4.conf.all.rp_filter", all)
 	}
 	return nil
+}
+
+func (r *Receiver) rpFilterAllValue() string {
+	var b [16]byte
+	n, err := r.rpFilterAll.ReadAt(b[:], 0)
+	if n == 0 && err != nil {
+		return "unreadable (" + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(b[:n]))
 }
 
 // set writes a sysctl and logs the change.
@@ -319,8 +329,8 @@ func (r *Receiver) Err() error {
 // not let it do (for readiness detail).
 func (r *Receiver) Detail() string {
 	s := fmt.Sprintf("udp port %d -> %s", r.cfg.Port, r.cfg.Device)
-	if r.rpFilterAll != "0" {
-		s += fmt.Sprintf("; IPv4 copies are dropped by the kernel: net.ipv4.conf.all.rp_filter=%s (want 0)", r.rpFilterAll)
+	if all := r.rpFilterAllValue(); all != "0" {
+		s += fmt.Sprintf("; IPv4 copies are dropped by the kernel: net.ipv4.conf.all.rp_filter=%s (want 0)", all)
 	}
 	return s
 }
@@ -332,6 +342,10 @@ func (r *Receiver) Close() error {
 	if r.conn != nil {
 		errs = append(errs, r.conn.Close())
 		r.conn = nil
+	}
+	if r.rpFilterAll != nil {
+		errs = append(errs, r.rpFilterAll.Close())
+		r.rpFilterAll = nil
 	}
 	if r.ctl >= 0 {
 		errs = append(errs, unix.Close(r.ctl))

@@ -210,6 +210,10 @@ func openPMTUSocket(t *testing.T, ns string, client netip.Addr, port int) *pmtuS
 			if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
 				return err
 			}
+			// Several sockets VIP:80, each connected to its own client.
+			if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				return err
+			}
 			if err = unix.Bind(s.fd, &unix.SockaddrInet4{Port: 80, Addr: vip4.As4()}); err != nil {
 				return err
 			}
@@ -220,6 +224,9 @@ func openPMTUSocket(t *testing.T, ns string, client netip.Addr, port int) *pmtuS
 			return err
 		}
 		if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
+			return err
+		}
+		if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return err
 		}
 		if err = unix.Bind(s.fd, &unix.SockaddrInet6{Port: 80, Addr: vip6.As16()}); err != nil {
@@ -377,7 +384,8 @@ func TestReceiverDeviceLifetime(t *testing.T) {
 //     overridden by our per-device 0: IPv4 injection works;
 //   - all.rp_filter=2 cannot be overridden per device: IPv4 copies are
 //     dropped (the kernel's IPReversePathFilter counter rises), Detail
-//     says so; IPv6 has no reverse-path filter and still works.
+//     says so; IPv6 has no reverse-path filter and still works. Once the
+//     operator sets all=0, Detail clears and IPv4 works, without a restart.
 func TestReversePathFilter(t *testing.T) {
 	t.Run("default=2", func(t *testing.T) {
 		l := newTestLab(t, "net.ipv4.conf.default.rp_filter=2")
@@ -416,6 +424,19 @@ func TestReversePathFilter(t *testing.T) {
 		waitCount(t, reg, Injected, 2)
 		if got := s6.waitMTU(t, 1400); got != 1400 {
 			t.Errorf("IPv6 MTU = %d, want 1400", got)
+		}
+
+		// The operator's fix shows without a restart, and works.
+		writeSysctl(t, l.r, "net.ipv4.conf.all.rp_filter", "0")
+		if strings.Contains(r.Detail(), "rp_filter") {
+			t.Errorf("Detail after all.rp_filter=0: %q", r.Detail())
+		}
+		c2, port2 := nextClient(4)
+		s2 := openPMTUSocket(t, l.r, c2, port2)
+		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c2, uint16(port2), 1400)))
+		waitCount(t, reg, Injected, 3)
+		if got := s2.waitMTU(t, 1400); got != 1400 {
+			t.Errorf("IPv4 MTU after all.rp_filter=0: %d, want 1400", got)
 		}
 	})
 }
