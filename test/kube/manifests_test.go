@@ -273,7 +273,9 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				"node-address-type": c.NodeAddressType == "ExternalIP",
 				"node-selector":     c.NodeSelector == "node-role.kubernetes.io/worker,zone in (a,b)",
 				"peers":             slices.Equal(c.Peers, []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00:1::1")}),
-				"transport":         c.Transport == "l2",
+				"transport":         c.Transport == "tunnel",
+				"tunnel":            c.TunnelPort == 31042 && c.TunnelDevice == "pmtud9",
+				"capture":           c.CaptureBurst == 50 && c.CaptureSourceRate == 300 && c.CaptureBuffer == 8<<20,
 				"iface":             c.Iface == "eth1",
 				"ttl":               c.TTL == 1,
 				"nflog-group":       c.NFLOGGroup == 34,
@@ -313,6 +315,13 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				t.Fatal("no DaemonSet")
 			}
 			checkPodSpec(t, ds.Spec.Template.Spec)
+			if tc.name == "helm every option" {
+				ps := ds.Spec.Template.Spec
+				if len(ps.Volumes) != 1 || ps.Volumes[0].HostPath == nil || ps.Volumes[0].HostPath.Path != "/dev/net/tun" ||
+					len(ps.Containers[0].VolumeMounts) != 1 {
+					t.Errorf("tunnel transport without /dev/net/tun: volumes %+v", ps.Volumes)
+				}
+			}
 			ctr := ds.Spec.Template.Spec.Containers[0]
 			env := map[string]string{}
 			for _, e := range ctr.Env {

@@ -50,7 +50,12 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
   "ttl" $v.ttl
   "nflog-group" $v.nflogGroup
   "firewall" $v.firewall
-  "capture-rate" $v.captureRate
+  "tunnel-port" $v.tunnel.port
+  "tunnel-device" $v.tunnel.device
+  "capture-rate" $v.capture.rate
+  "capture-burst" $v.capture.burst
+  "capture-source-rate" $v.capture.sourceRate
+  "capture-buffer" $v.capture.buffer
   "ignore-networks" $v.ignoreNetworks
   "relay-for" $v.relayFor
   "ports" $v.ports
@@ -73,7 +78,7 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
 {{- range $flag, $val := $opts }}
 {{- $s := "" }}
 {{- if kindIs "slice" $val }}{{ $s = join "," $val }}
-{{- else if kindIs "float64" $val }}{{ $s = $val | toString }}
+{{- else if kindIs "float64" $val }}{{ if eq $val (floor $val) }}{{ $s = printf "%.0f" $val }}{{ else }}{{ $s = toString $val }}{{ end }}
 {{- else if kindIs "bool" $val }}{{ if $val }}{{ $s = "true" }}{{ end }}
 {{- else if not (kindIs "invalid" $val) }}{{ $s = toString $val }}
 {{- end }}
