@@ -59,6 +59,8 @@ fuzz:
 		echo "== ptb $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/ptb/ || exit 1; done
 	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/policy/ | grep ^Fuzz); do \
 		echo "== policy $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/policy/ || exit 1; done
+	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/transport/ | grep ^Fuzz); do \
+		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/transport/ || exit 1; done
 
 clean:
 	rm -rf bin
