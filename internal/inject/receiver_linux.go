@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
@@ -154,17 +155,25 @@ func (r *Receiver) openDevice() error {
 
 // configure sets the device's own sysctls; they vanish with the device, so
 // nothing needs restoring. Nothing outside the device is changed.
+//
+// The values are written through rtnetlink (RTM_SETLINK, IFLA_AF_SPEC), not
+// /proc/sys: container runtimes mount /proc/sys read-only in unprivileged
+// containers, and CAP_NET_ADMIN is all rtnetlink asks for. /proc/sys is
+// only read, to log the old values.
 func (r *Receiver) configure(name string) error {
 	// The device carries no address. IPv6 would give it a link-local one
 	// (and send router solicitations from it) when it comes up.
 	v6 := "net.ipv6.conf." + name + "."
 	if _, err := os.Stat(sysctlPath(v6 + "addr_gen_mode")); err == nil {
-		if err := r.set(v6+"addr_gen_mode", "1"); err != nil {
+		err := r.set(v6+"addr_gen_mode", "1", func() error { return setIPv6AddrGenMode(r.ifindex, in6AddrGenModeNone) })
+		if err != nil {
 			return err
 		}
-		// ip6_rcv drops everything on a device with IPv6 disabled.
-		if err := r.set(v6+"disable_ipv6", "0"); err != nil {
-			return err
+		// ip6_rcv drops everything on a device with IPv6 disabled. This
+		// one has no rtnetlink attribute: /proc/sys or nothing.
+		err = r.set(v6+"disable_ipv6", "0", func() error { return os.WriteFile(sysctlPath(v6+"disable_ipv6"), []byte("0"), 0o644) })
+		if err != nil {
+			r.log.Error("IPv6 tunnel copies will be dropped: IPv6 is disabled on the tunnel device", "err", err)
 		}
 	}
 	// IPv4 reverse-path filtering: the router's address is routed via the
@@ -173,10 +182,10 @@ func (r *Receiver) configure(name string) error {
 	// "last resort" -> rejected whenever the effective mode is non-zero).
 	// The effective mode is max(all, device): zero ours; `all` is the
 	// operator's, so we only report it.
-	if err := r.set("net.ipv4.conf."+name+".rp_filter", "0"); err != nil {
+	err := r.set("net.ipv4.conf."+name+".rp_filter", "0", func() error { return setIPv4Conf(r.ifindex, ipv4DevconfRPFilter, 0) })
+	if err != nil {
 		return err
 	}
-	var err error
 	if r.rpFilterAll, err = os.Open(sysctlPath("net.ipv4.conf.all.rp_filter")); err != nil {
 		return fmt.Errorf("inject: %w", err)
 	}
@@ -198,8 +207,9 @@ func (r *Receiver) rpFilterAllValue() string {
 	return strings.TrimSpace(string(b[:n]))
 }
 
-// set writes a sysctl and logs the change.
-func (r *Receiver) set(key, value string) error {
+// set makes the sysctl key hold value by calling apply, checks that it
+// does, and logs the change.
+func (r *Receiver) set(key, value string, apply func() error) error {
 	old, err := readSysctl(key)
 	if err != nil {
 		return err
@@ -208,11 +218,50 @@ func (r *Receiver) set(key, value string) error {
 		r.log.Info("tunnel device setting", "sysctl", key, "value", value, "changed", false)
 		return nil
 	}
-	if err := os.WriteFile(sysctlPath(key), []byte(value), 0o644); err != nil {
-		return fmt.Errorf("inject: sysctl %s=%s: %w", key, value, err)
+	if err := apply(); err != nil {
+		return fmt.Errorf("inject: setting %s=%s: %w", key, value, err)
+	}
+	if now, err := readSysctl(key); err != nil || now != value {
+		return fmt.Errorf("inject: %s is %q after setting it to %s (%v)", key, now, value, err)
 	}
 	r.log.Info("tunnel device setting", "sysctl", key, "from", old, "to", value, "changed", true)
 	return nil
+}
+
+// ipv4DevconfRPFilter is IPV4_DEVCONF_RP_FILTER (include/uapi/linux/ip.h):
+// rp_filter's attribute type inside IFLA_INET_CONF.
+const ipv4DevconfRPFilter = 8
+
+// setIPv4Conf sets one per-device IPv4 sysctl through rtnetlink, as
+// inet_set_link_af does for IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF.
+// The netlink socket is opened in the calling thread's namespace.
+func setIPv4Conf(ifindex int, id int, v uint32) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(ifindex)
+	req.AddData(msg)
+	conf := nl.NewRtAttr(unix.IFLA_INET_CONF, nil)
+	conf.AddRtAttr(id, nl.Uint32Attr(v))
+	af := nl.NewRtAttr(unix.AF_INET, conf.Serialize())
+	req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, af.Serialize()))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE (include/uapi/linux/if_link.h).
+const in6AddrGenModeNone = 1
+
+// setIPv6AddrGenMode is `ip link set DEV addrgenmode MODE`.
+func setIPv6AddrGenMode(ifindex int, mode uint8) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(ifindex)
+	req.AddData(msg)
+	gen := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{mode})
+	af := nl.NewRtAttr(unix.AF_INET6, gen.Serialize())
+	req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, af.Serialize()))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }

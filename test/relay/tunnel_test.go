@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -214,4 +215,49 @@ func installEveryInterfaceRule(t *testing.T, ns string, group uint16) {
 	if err := c.Flush(); err != nil {
 		t.Fatalf("%s: operator rule: %v", ns, err)
 	}
+}
+
+// TestTunnelUnderReadOnlyProcSys: container runtimes mount /proc/sys
+// read-only in unprivileged containers. go-pmtud runs on node2 in a mount
+// namespace where it is (the wrapper refuses to start it if a write to
+// /proc/sys succeeds), with the node's default.rp_filter=2 (a systemd
+// distribution's default, which pmtud0 inherits): it still sets pmtud0's
+// rp_filter to 0 and its addrgenmode to none, through rtnetlink, and
+// injects the copy node1 relays.
+func TestTunnelUnderReadOnlyProcSys(t *testing.T) {
+	for _, tool := range []string{"unshare", "mount", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	s := testnet.NewSegment(t, "ptn", 2, 1)
+	if out, err := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=2").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	args := []string{"--iface", "eth0", "--transport", "tunnel", "--log-format", "text", "--kubernetes", "false"}
+	d0 := testnet.StartDaemon(t, s.Nodes[0], binary, append(args, "--peers", s.PeersOf(0)), nil)
+	script := `mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && ` +
+		`! (echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter) 2>/dev/null && exec "$0" "$@"`
+	wrapped := append([]string{"--mount", "--propagation", "private", "sh", "-c", script, binary}, append(args, "--peers", s.PeersOf(1))...)
+	d1 := testnet.StartDaemon(t, s.Nodes[1], "unshare", wrapped, nil)
+	d0.WaitReady(t, 10*time.Second)
+	d1.WaitReady(t, 10*time.Second)
+
+	out, err := exec.Command("ip", "-n", s.Nodes[1], "-d", "link", "show", "pmtud0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "addrgenmode none") {
+		t.Errorf("pmtud0: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-n", "net.ipv4.conf.pmtud0.rp_filter").CombinedOutput(); strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("pmtud0 rp_filter = %s, want 0", out)
+	}
+	for _, want := range []string{"sysctl=net.ipv4.conf.pmtud0.rp_filter from=2 to=0 changed=true", "sysctl=net.ipv6.conf.pmtud0.addr_gen_mode from=0 to=1 changed=true"} {
+		if !strings.Contains(d1.Log(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	pkt := ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr("10.77.0.254"), VIP: netip.MustParseAddr(vip4),
+		Client: netip.MustParseAddr("203.0.113.9"), MTU: 1400, SrcPort: 80, DstPort: 42000})
+	before := d1.Metrics(t)[injected]
+	s.Inject(t, 0, pkt, false)
+	waitFor(t, "node2 injects the copy", func() bool { return d1.Metrics(t)[injected] == before+1 })
 }
