@@ -93,7 +93,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.Func("relay-for", "comma-separated CIDRs: relay only PTBs about packets we sent from these (VIPs, pod and node ranges); empty: any", prefixList(&c.RelayFor))
 	fs.Func("ports", "comma-separated ports: relay only PTBs about packets sent from these source ports; empty: any", portList(&c.Ports))
 
-	fs.StringVar(&c.Transport, "transport", TransportRouted, "how to relay: l2 (unicast frames to peer MACs, shared L2), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric), tunnel (the original packet in UDP to each peer's IP, injected there through a TUN device; any fabric, reaches pods behind DNAT)")
+	fs.StringVar(&c.Transport, "transport", TransportL2, "how to relay: l2 (unicast frames to peer MACs, shared L2; reaches pods behind DNAT; needs nothing from the host), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric), tunnel (the original packet in UDP to each peer's IP, injected there through a TUN device; any fabric, reaches pods behind DNAT)")
 	fs.IntVar(&c.TunnelPort, "tunnel-port", 30042, "UDP port of the tunnel transport: peers send to it and go-pmtud receives on it (every node must use the same)")
 	fs.StringVar(&c.TunnelDevice, "tunnel-device", "pmtud0", "TUN device the tunnel transport injects received copies through (created at start, removed on exit)")
 	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")

@@ -20,7 +20,7 @@ func TestSeedDefaults(t *testing.T) {
 	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != 30041 || c.Iface != "" {
 		t.Fatalf("defaults: group=%d metrics=%d health=%d iface=%q", c.NFLOGGroup, c.MetricsPort, c.HealthPort, c.Iface)
 	}
-	if c.Transport != TransportRouted || c.Firewall != "nftables" || c.Kubernetes != "auto" {
+	if c.Transport != TransportL2 || c.Firewall != "nftables" || c.Kubernetes != "auto" {
 		t.Fatalf("defaults: transport=%s firewall=%s kubernetes=%s", c.Transport, c.Firewall, c.Kubernetes)
 	}
 }

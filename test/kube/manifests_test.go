@@ -257,7 +257,7 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 		check func(t *testing.T, c config.Config)
 	}{
 		{"deploy/daemonset.yaml", readFile(t, "deploy", "daemonset.yaml"), func(t *testing.T, c config.Config) {
-			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.Transport != "routed" || c.MetricsPort != 30040 || c.HealthPort != 30041 {
+			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.Transport != "l2" || c.MetricsPort != 30040 || c.HealthPort != 30041 {
 				t.Errorf("config %+v", c)
 			}
 		}},

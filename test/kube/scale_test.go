@@ -67,7 +67,7 @@ func TestScale5000Nodes(t *testing.T) {
 	kubeconfig = strings.Replace(string(mustRead(t, kubeconfig)), cp.URL, fmt.Sprintf("https://127.0.0.1:%d", port), 1)
 	kcFile := writeFile(t, t.TempDir(), "kubeconfig", []byte(kubeconfig))
 
-	d := startDaemon(t, ns, bin, "--kubernetes=true", "--kubeconfig="+kcFile, "--firewall=none", "--dry-run",
+	d := startDaemon(t, ns, bin, "--kubernetes=true", "--kubeconfig="+kcFile, "--firewall=none", "--dry-run", "--transport=routed",
 		"--nodename=node-0", "--iface=lo", "--log-format=text",
 		fmt.Sprintf("--nflog-group=%d", 40000+os.Getpid()%20000))
 
