@@ -4,7 +4,10 @@
 set -euo pipefail
 
 need=()
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)            # test namespaces
+command -v sysctl >/dev/null 2>&1 || need+=(procps)           # sysctls inside test namespaces
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)      # read-only /proc/sys test
+command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v openssl >/dev/null 2>&1 || need+=(openssl) # kube-apiserver test certificates
