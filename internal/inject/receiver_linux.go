@@ -26,6 +26,10 @@ import (
 // DefaultDevice is the TUN device's name (--tunnel-device).
 const DefaultDevice = "pmtud0"
 
+// dummyAddr4 is the IPv4 dummy address (RFC 7600, IANA 192.0.0.8/32), for
+// an interface that needs an IPv4 address but has none of its own.
+var dummyAddr4 = netip.MustParseAddr("192.0.0.8")
+
 // Config configures a Receiver.
 type Config struct {
 	// Port is the UDP port to listen on, both families (default
@@ -61,7 +65,7 @@ type Receiver struct {
 	// rpFilterAll is net.ipv4.conf.all.rp_filter, opened in the device's
 	// namespace (a net sysctl file stays bound to the opener's namespace)
 	// and read again for each Detail, so a fix shows without a restart:
-	// non-zero means the kernel drops every IPv4 packet on the device.
+	// strict (1) means the kernel drops every IPv4 packet on the device.
 	rpFilterAll *os.File
 
 	running atomic.Bool
@@ -161,8 +165,8 @@ func (r *Receiver) openDevice() error {
 // containers, and CAP_NET_ADMIN is all rtnetlink asks for. /proc/sys is
 // only read, to log the old values.
 func (r *Receiver) configure(name string) error {
-	// The device carries no address. IPv6 would give it a link-local one
-	// (and send router solicitations from it) when it comes up.
+	// The device carries no IPv6 address. IPv6 would give it a link-local
+	// one (and send router solicitations from it) when it comes up.
 	v6 := "net.ipv6.conf." + name + "."
 	if _, err := os.Stat(sysctlPath(v6 + "addr_gen_mode")); err == nil {
 		err := r.set(v6+"addr_gen_mode", "1", func() error { return setIPv6AddrGenMode(r.ifindex, in6AddrGenModeNone) })
@@ -176,26 +180,60 @@ func (r *Receiver) configure(name string) error {
 			r.log.Error("IPv6 tunnel copies will be dropped: IPv6 is disabled on the tunnel device", "err", err)
 		}
 	}
-	// IPv4 reverse-path filtering: the router's address is routed via the
-	// uplink, not via this device, and a device without an IPv4 address
-	// fails both strict and loose mode (fib_validate_source: no address ->
-	// "last resort" -> rejected whenever the effective mode is non-zero).
-	// The effective mode is max(all, device): zero ours; `all` is the
-	// operator's, so we only report it.
+	// IPv4 reverse-path filtering (fib_validate_source, measured in
+	// TestReversePathFilterMatrix): the injected packet's source is the
+	// router, routed via the uplink, not via this device. The effective mode
+	// is max(all, device): ours is zeroed here; `all` is the operator's.
+	//   - strict (1) fails: the route back is not via this device;
+	//   - loose (2) passes if the router is reachable at all, but only on a
+	//     device with an IPv4 address: without one the kernel goes to "last
+	//     resort" and rejects. Hence the dummy address below.
 	err := r.set("net.ipv4.conf."+name+".rp_filter", "0", func() error { return setIPv4Conf(r.ifindex, ipv4DevconfRPFilter, 0) })
 	if err != nil {
 		return err
 	}
+	if err := addHostAddr(r.ifindex, dummyAddr4); err != nil {
+		return fmt.Errorf("inject: adding %s/32 to %s: %w", dummyAddr4, name, err)
+	}
+	r.log.Info("tunnel device address", "device", name, "address", dummyAddr4.String()+"/32", "scope", "host",
+		"why", "RFC 7600 dummy address: lets loose reverse-path filtering (all.rp_filter=2) pass injected IPv4 copies; "+
+			"never picked as a source, no prefix route")
 	if r.rpFilterAll, err = os.Open(sysctlPath("net.ipv4.conf.all.rp_filter")); err != nil {
 		return fmt.Errorf("inject: %w", err)
 	}
-	if all := r.rpFilterAllValue(); all != "0" {
+	if all := r.rpFilterAllValue(); !rpFilterAllows(all) {
 		r.log.Error("IPv4 tunnel copies will be dropped by this node's reverse-path filter: "+
-			"net.ipv4.conf.all.rp_filter is non-zero and applies to "+name+" whatever its own setting; "+
-			"set net.ipv4.conf.all.rp_filter=0 (per-interface values still apply to every other interface) "+
-			"or use another transport", "net.ipv4.conf.all.rp_filter", all)
+			"net.ipv4.conf.all.rp_filter is strict (1) and applies to "+name+" whatever its own setting; "+
+			"set net.ipv4.conf.all.rp_filter to 2 (loose) or 0, and keep strict mode per interface where wanted "+
+			"(net.ipv4.conf.<uplink>.rp_filter=1 still applies to that interface), or use another transport",
+			"net.ipv4.conf.all.rp_filter", all)
 	}
 	return nil
+}
+
+// rpFilterAllows reports whether net.ipv4.conf.all.rp_filter lets the
+// injected IPv4 copies through: off (0), or loose (2) on a device with an
+// address (ours has the dummy one). Strict (1) never does.
+func rpFilterAllows(all string) bool { return all == "0" || all == "2" }
+
+// addHostAddr is `ip addr add A/32 dev DEV scope host noprefixroute`. Scope
+// host keeps the address out of source selection (inet_select_addr takes
+// only addresses of a scope at most the route's, and host is the
+// narrowest); a /32 gets no prefix route anyway, noprefixroute says so
+// twice. The kernel adds only the local route for A (table local), and
+// removes address and route with the device.
+func addHostAddr(ifindex int, a netip.Addr) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	msg := nl.NewIfAddrmsg(unix.AF_INET)
+	msg.Index = uint32(ifindex)
+	msg.Prefixlen = 32
+	msg.Scope = unix.RT_SCOPE_HOST
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.IFA_FLAGS, nl.Uint32Attr(unix.IFA_F_NOPREFIXROUTE)))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 func (r *Receiver) rpFilterAllValue() string {
@@ -378,8 +416,8 @@ func (r *Receiver) Err() error {
 // not let it do (for readiness detail).
 func (r *Receiver) Detail() string {
 	s := fmt.Sprintf("udp port %d -> %s", r.cfg.Port, r.cfg.Device)
-	if all := r.rpFilterAllValue(); all != "0" {
-		s += fmt.Sprintf("; IPv4 copies are dropped by the kernel: net.ipv4.conf.all.rp_filter=%s (want 0)", all)
+	if all := r.rpFilterAllValue(); !rpFilterAllows(all) {
+		s += fmt.Sprintf("; IPv4 copies are dropped by the kernel: net.ipv4.conf.all.rp_filter=%s (want 2 or 0, not strict 1)", all)
 	}
 	return s
 }

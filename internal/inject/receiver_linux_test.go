@@ -288,8 +288,9 @@ func TestReceiverInjects(t *testing.T) {
 	r, reg := l.receiver(t)
 
 	out := ip(t, "-n", l.r, "addr", "show", "dev", DefaultDevice)
-	if !strings.Contains(out, "UP") || strings.Contains(out, "inet") {
-		t.Errorf("%s should be up with no address:\n%s", DefaultDevice, out)
+	if !strings.Contains(out, "UP") || strings.Contains(out, "inet6") ||
+		strings.Count(out, "inet ") != 1 || !strings.Contains(out, "inet 192.0.0.8/32 scope host") {
+		t.Errorf("%s should be up with only 192.0.0.8/32 scope host:\n%s", DefaultDevice, out)
 	}
 	if got := readSysctlIn(t, l.r, "net.ipv4.conf."+DefaultDevice+".rp_filter"); got != "0" {
 		t.Errorf("rp_filter on %s = %s, want 0", DefaultDevice, got)
@@ -376,69 +377,127 @@ func TestReceiverDeviceLifetime(t *testing.T) {
 	}
 }
 
-// TestReversePathFilter records the kernel's rule that decides what the
-// receiver must set (Linux 6.18, fib_validate_source): on a device without
-// an IPv4 address, any effective rp_filter other than 0 drops the packet,
-// and the effective value is max(all, device).
-//   - a distribution default of default.rp_filter=2 (Ubuntu, systemd) is
+// TestReversePathFilter records what the receiver must do about the
+// kernel's reverse-path filter (Linux 6.18, fib_validate_source; the whole
+// table is TestReversePathFilterMatrix). The effective value is
+// max(all, device):
+//   - a distribution default of default.rp_filter=2 (systemd) is
 //     overridden by our per-device 0: IPv4 injection works;
-//   - all.rp_filter=2 cannot be overridden per device: IPv4 copies are
-//     dropped (the kernel's IPReversePathFilter counter rises), Detail
-//     says so; IPv6 has no reverse-path filter and still works. Once the
-//     operator sets all=0, Detail clears and IPv4 works, without a restart.
+//   - all.rp_filter=2 (Ubuntu's /etc/sysctl.d/10-network-security.conf)
+//     cannot be overridden per device, but loose mode passes on a device
+//     with an address: ours has the RFC 7600 dummy one, IPv4 works and
+//     Detail is clean;
+//   - all.rp_filter=1 (strict) drops every IPv4 copy (the kernel's
+//     IPReversePathFilter counter rises) and Detail says so; IPv6 has no
+//     reverse-path filter and still works. Once the operator sets all=2,
+//     Detail clears and IPv4 works, without a restart.
 func TestReversePathFilter(t *testing.T) {
-	t.Run("default=2", func(t *testing.T) {
-		l := newTestLab(t, "net.ipv4.conf.default.rp_filter=2")
-		r, reg := l.receiver(t)
-		if strings.Contains(r.Detail(), "rp_filter") {
-			t.Errorf("Detail %q", r.Detail())
-		}
-		c, port := nextClient(4)
+	delivered := func(t *testing.T, l *testLab, reg *prometheus.Registry, injected float64, f uint8) int {
+		t.Helper()
+		c, port := nextClient(f)
 		s := openPMTUSocket(t, l.r, c, port)
-		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c, uint16(port), 1400)))
-		waitCount(t, reg, Injected, 1)
-		if got := s.waitMTU(t, 1400); got != 1400 {
-			t.Errorf("IPv4 MTU = %d, want 1400", got)
+		peer := netip.MustParseAddr("10.88.0.1")
+		if f == 6 {
+			peer = netip.MustParseAddr("fd88::1")
 		}
-	})
-	t.Run("all=2", func(t *testing.T) {
-		l := newTestLab(t, "net.ipv4.conf.all.rp_filter=2")
+		l.send(t, peer, datagram(f, ptbFor(c, uint16(port), 1400)))
+		waitCount(t, reg, Injected, injected)
+		return s.waitMTU(t, 1400)
+	}
+	for _, sysctl := range []string{"net.ipv4.conf.default.rp_filter=2", "net.ipv4.conf.all.rp_filter=2"} {
+		t.Run(strings.TrimPrefix(sysctl, "net.ipv4.conf."), func(t *testing.T) {
+			l := newTestLab(t, sysctl)
+			r, reg := l.receiver(t)
+			if strings.Contains(r.Detail(), "rp_filter") {
+				t.Errorf("Detail %q", r.Detail())
+			}
+			before := rpFilterDrops(t, l.r)
+			if got := delivered(t, l, reg, 1, 4); got != 1400 {
+				t.Errorf("IPv4 MTU = %d, want 1400", got)
+			}
+			if after := rpFilterDrops(t, l.r); after != before {
+				t.Errorf("IPReversePathFilter %d -> %d", before, after)
+			}
+		})
+	}
+	t.Run("all.rp_filter=1", func(t *testing.T) {
+		l := newTestLab(t, "net.ipv4.conf.all.rp_filter=1")
 		r, reg := l.receiver(t)
-		if !strings.Contains(r.Detail(), "net.ipv4.conf.all.rp_filter=2") {
-			t.Errorf("Detail %q does not name the setting", r.Detail())
+		if d := r.Detail(); !strings.Contains(d, "net.ipv4.conf.all.rp_filter=1 (want 2 or 0") {
+			t.Errorf("Detail %q does not name the setting", d)
 		}
-		c, port := nextClient(4)
-		s := openPMTUSocket(t, l.r, c, port)
 		before := rpFilterDrops(t, l.r)
-		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c, uint16(port), 1400)))
-		waitCount(t, reg, Injected, 1)
-		if got := s.waitMTU(t, 1400); got != 9000 {
-			t.Errorf("IPv4 MTU = %d with all.rp_filter=2: the kernel rule changed, update the receiver and docs", got)
+		if got := delivered(t, l, reg, 1, 4); got != 9000 {
+			t.Errorf("IPv4 MTU = %d with all.rp_filter=1: the kernel rule changed, update the receiver and docs", got)
 		}
 		if after := rpFilterDrops(t, l.r); after != before+1 {
 			t.Errorf("IPReversePathFilter %d -> %d, want +1", before, after)
 		}
-		c6, port6 := nextClient(6)
-		s6 := openPMTUSocket(t, l.r, c6, port6)
-		l.send(t, netip.MustParseAddr("fd88::1"), datagram(6, ptbFor(c6, uint16(port6), 1400)))
-		waitCount(t, reg, Injected, 2)
-		if got := s6.waitMTU(t, 1400); got != 1400 {
+		if got := delivered(t, l, reg, 2, 6); got != 1400 {
 			t.Errorf("IPv6 MTU = %d, want 1400", got)
 		}
 
 		// The operator's fix shows without a restart, and works.
-		writeSysctl(t, l.r, "net.ipv4.conf.all.rp_filter", "0")
+		writeSysctl(t, l.r, "net.ipv4.conf.all.rp_filter", "2")
 		if strings.Contains(r.Detail(), "rp_filter") {
-			t.Errorf("Detail after all.rp_filter=0: %q", r.Detail())
+			t.Errorf("Detail after all.rp_filter=2: %q", r.Detail())
 		}
-		c2, port2 := nextClient(4)
-		s2 := openPMTUSocket(t, l.r, c2, port2)
-		l.send(t, netip.MustParseAddr("10.88.0.1"), datagram(4, ptbFor(c2, uint16(port2), 1400)))
-		waitCount(t, reg, Injected, 3)
-		if got := s2.waitMTU(t, 1400); got != 1400 {
-			t.Errorf("IPv4 MTU after all.rp_filter=0: %d, want 1400", got)
+		if got := delivered(t, l, reg, 3, 4); got != 1400 {
+			t.Errorf("IPv4 MTU after all.rp_filter=2: %d, want 1400", got)
 		}
 	})
+}
+
+// TestDummyAddressChangesNoRouting: the dummy address on the device adds
+// only its own local route, is never picked as a source (the node's only
+// other interface here has no IPv4 address, so a global-scope 192.0.0.8
+// would be picked), and goes with the device.
+func TestDummyAddressChangesNoRouting(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, /dev/net/tun)")
+	}
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	ns := "pmtudinj-" + hex.EncodeToString(rnd[:]) + "-a"
+	ip(t, "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ip(t, "-n", ns, "link", "set", "lo", "up")
+	ip(t, "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+	ip(t, "-n", ns, "link", "set", "up0", "up")
+	ip(t, "-n", ns, "link", "set", "up1", "up")
+	ip(t, "-n", ns, "route", "add", "default", "via", "10.99.0.254", "dev", "up0", "onlink")
+	routes := func() string { return ip(t, "-n", ns, "-4", "route", "show", "table", "all") }
+	without := routes()
+
+	var r *Receiver
+	in(t, ns, func() error {
+		var err error
+		r, err = Open(Config{Port: testPort, IsPeer: func(netip.Addr) bool { return false }})
+		return err
+	})
+	t.Cleanup(func() { r.Close() })
+
+	out := ip(t, "-n", ns, "-4", "-o", "addr", "show", "dev", DefaultDevice)
+	if !strings.Contains(out, "inet 192.0.0.8/32 scope host noprefixroute "+DefaultDevice) {
+		t.Errorf("address: %s", out)
+	}
+	var added []string
+	for _, line := range strings.Split(routes(), "\n") {
+		if line != "" && !strings.Contains(without, line) {
+			added = append(added, line)
+		}
+	}
+	if len(added) != 1 || !strings.HasPrefix(added[0], "local 192.0.0.8 dev "+DefaultDevice+" table local") {
+		t.Errorf("routes added: %q, want only the address's local route", added)
+	}
+	if out, _ := exec.Command("ip", "-n", ns, "route", "get", "192.0.2.1").CombinedOutput(); strings.Contains(string(out), "src 192.0.0.8") {
+		t.Errorf("the dummy address is picked as a source:\n%s", out)
+	}
+
+	r.Close()
+	if now := routes(); now != without {
+		t.Errorf("routes after Close:\n%s\nwant:\n%s", now, without)
+	}
 }
 
 // rpFilterDrops reads TcpExt IPReversePathFilter of namespace ns.

@@ -70,8 +70,10 @@ func TestTunnelEachPeerInjectsOnceAndCopiesAreNotRelayed(t *testing.T) {
 			}
 			ds := s.Start(t, binary, "tunnel", tc.extra...)
 			for _, ns := range s.Nodes {
-				if out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "pmtud0").CombinedOutput(); err != nil || len(out) != 0 {
-					t.Errorf("%s: pmtud0 should exist with no address: %v %s", ns, err, out)
+				// Only the RFC 7600 dummy address, scope host, no IPv6 address.
+				out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "pmtud0").CombinedOutput()
+				if err != nil || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "inet 192.0.0.8/32 scope host noprefixroute pmtud0") {
+					t.Errorf("%s: pmtud0 should exist with only 192.0.0.8/32 scope host: %v %s", ns, err, out)
 				}
 			}
 			for port, fam := range families {
@@ -221,9 +223,10 @@ func installEveryInterfaceRule(t *testing.T, ns string, group uint16) {
 // read-only in unprivileged containers. go-pmtud runs on node2 in a mount
 // namespace where it is (the wrapper refuses to start it if a write to
 // /proc/sys succeeds), with the node's default.rp_filter=2 (a systemd
-// distribution's default, which pmtud0 inherits): it still sets pmtud0's
-// rp_filter to 0 and its addrgenmode to none, through rtnetlink, and
-// injects the copy node1 relays.
+// distribution's default, which pmtud0 inherits) and all.rp_filter=2
+// (Ubuntu's): it still sets pmtud0's rp_filter to 0, its addrgenmode to
+// none and its dummy IPv4 address, through rtnetlink, logs no rp_filter
+// error, and injects the copy node1 relays.
 func TestTunnelUnderReadOnlyProcSys(t *testing.T) {
 	for _, tool := range []string{"unshare", "mount", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -231,7 +234,7 @@ func TestTunnelUnderReadOnlyProcSys(t *testing.T) {
 		}
 	}
 	s := testnet.NewSegment(t, "ptn", 2, 1)
-	if out, err := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=2").CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=2", "net.ipv4.conf.all.rp_filter=2").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 	args := []string{"--iface", "eth0", "--transport", "tunnel", "--log-format", "text", "--kubernetes", "false"}
@@ -250,10 +253,14 @@ func TestTunnelUnderReadOnlyProcSys(t *testing.T) {
 	if out, _ := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-n", "net.ipv4.conf.pmtud0.rp_filter").CombinedOutput(); strings.TrimSpace(string(out)) != "0" {
 		t.Errorf("pmtud0 rp_filter = %s, want 0", out)
 	}
-	for _, want := range []string{"sysctl=net.ipv4.conf.pmtud0.rp_filter from=2 to=0 changed=true", "sysctl=net.ipv6.conf.pmtud0.addr_gen_mode from=0 to=1 changed=true"} {
+	for _, want := range []string{"sysctl=net.ipv4.conf.pmtud0.rp_filter from=2 to=0 changed=true", "sysctl=net.ipv6.conf.pmtud0.addr_gen_mode from=0 to=1 changed=true",
+		"device=pmtud0 address=192.0.0.8/32 scope=host"} {
 		if !strings.Contains(d1.Log(), want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+	if strings.Contains(d1.Log(), "level=ERROR") {
+		t.Errorf("all.rp_filter=2 logged as a problem:\n%s", d1.Log())
 	}
 	pkt := ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr("10.77.0.254"), VIP: netip.MustParseAddr(vip4),
 		Client: netip.MustParseAddr("203.0.113.9"), MTU: 1400, SrcPort: 80, DstPort: 42000})
