@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -45,23 +43,7 @@ type RoutedConfig struct {
 type Routed struct {
 	ttl        uint8
 	src4, src6 netip.Addr
-
-	mu  sync.Mutex
-	v4  *routedSock
-	v6  *routedSock
-	cur *routedSock // the socket of the Send in progress, for fail
-	oe  func(netip.Addr, error)
-	fl  func(int, error)
-}
-
-// routedSock is one raw socket with its batch and per-slot buffers.
-type routedSock struct {
-	f    *os.File
-	b    *batch
-	hdr  []byte // per-slot header: 20 bytes (IPv4) or 4 bytes (ICMPv6 head)
-	sa4  []unix.RawSockaddrInet4
-	sa6  []unix.RawSockaddrInet6
-	slot []netip.Addr
+	dualSock
 }
 
 var _ Sender = (*Routed)(nil)
@@ -80,7 +62,7 @@ func NewRouted(cfg RoutedConfig) (*Routed, error) {
 		return nil, fmt.Errorf("routed: Source6 %s is not an IPv6 address", cfg.Source6)
 	}
 	r := &Routed{ttl: uint8(cfg.TTL), src4: cfg.Source4.Unmap(), src6: cfg.Source6}
-	r.fl = r.fail
+	r.init(func(m *ptb.Message) bool { return len(m.ICMP) >= 8 }, r.head)
 	var err error
 	if r.v4, err = openRouted4(); err != nil {
 		return nil, fmt.Errorf("routed: %w", err)
@@ -96,23 +78,15 @@ func NewRouted(cfg RoutedConfig) (*Routed, error) {
 	return r, nil
 }
 
-func openRouted4() (*routedSock, error) {
+func openRouted4() (*ipSock, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", err)
 	}
-	s, err := newRoutedSock(fd, "routed4", ipv4HeaderLen)
-	if err != nil {
-		return nil, err
-	}
-	s.sa4 = make([]unix.RawSockaddrInet4, len(s.slot))
-	for i := range s.sa4 {
-		s.sa4[i].Family = unix.AF_INET
-	}
-	return s, nil
+	return newIPSock(fd, unix.AF_INET, "routed4", ipv4HeaderLen, 0)
 }
 
-func openRouted6(ttl int, src netip.Addr) (*routedSock, error) {
+func openRouted6(ttl int, src netip.Addr) (*ipSock, error) {
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", err)
@@ -137,32 +111,7 @@ func openRouted6(ttl int, src netip.Addr) (*routedSock, error) {
 			return nil, os.NewSyscallError(fmt.Sprintf("bind(%s)", src), err)
 		}
 	}
-	s, err := newRoutedSock(fd, "routed6", icmpHeadLen)
-	if err != nil {
-		return nil, err
-	}
-	s.sa6 = make([]unix.RawSockaddrInet6, len(s.slot))
-	for i := range s.sa6 {
-		s.sa6[i].Family = unix.AF_INET6
-	}
-	return s, nil
-}
-
-func newRoutedSock(fd int, name string, hdrLen int) (*routedSock, error) {
-	// A non-blocking fd makes os.NewFile register it with the runtime
-	// poller, so a full send buffer parks the goroutine, not the thread.
-	f := os.NewFile(uintptr(fd), name)
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &routedSock{
-		f:    f,
-		b:    newBatch(rc, defaultBatch),
-		hdr:  make([]byte, defaultBatch*hdrLen),
-		slot: make([]netip.Addr, defaultBatch),
-	}, nil
+	return newIPSock(fd, unix.AF_INET6, "routed6", icmpHeadLen, 0)
 }
 
 // Name implements Sender.
@@ -171,76 +120,29 @@ func (r *Routed) Name() string { return "routed" }
 // Send implements Sender: one packet per peer, in sendmmsg(2) batches. It
 // does not allocate.
 func (r *Routed) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	var s *routedSock
-	switch m.Family {
-	case 4:
-		s = r.v4
-	case 6:
-		s = r.v6
-	}
-	if s == nil || len(m.ICMP) < 8 {
-		err := ErrFamily
-		if s != nil {
-			err = ErrBadMessage
-		}
-		for _, p := range to {
-			report(onErr, p.Addr, err)
-		}
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cur, r.oe = s, onErr
 	var bodySum uint32
-	if m.Family == 6 {
-		bodySum = icmp6BodySum(m.ICMP)
+	if m.Family == 6 && len(m.ICMP) >= 8 {
+		bodySum = icmp6BodySum(m.ICMP) // the same for every peer
 	}
-	sent := 0
-	for _, p := range to {
-		if !familyMatches(m.Family, p.Addr) {
-			report(onErr, p.Addr, ErrFamily)
-			continue
-		}
-		i := s.b.n
-		s.slot[i] = p.Addr
-		if m.Family == 4 {
-			h := s.hdr[i*ipv4HeaderLen : (i+1)*ipv4HeaderLen]
-			putIPv4Header(h, r.src4, p.Addr, r.ttl, len(m.ICMP))
-			s.sa4[i].Addr = p.Addr.As4()
-			s.b.add(h, m.ICMP, unsafe.Pointer(&s.sa4[i]), unix.SizeofSockaddrInet4)
-		} else {
-			h := s.hdr[i*icmpHeadLen : (i+1)*icmpHeadLen]
-			if r.src6.IsValid() {
-				putICMPv6Head(h, m.ICMP, r.src6, p.Addr, bodySum)
-			} else {
-				// Source unknown until the kernel routes it; it fills
-				// in the checksum (see Routed).
-				h[0], h[1], h[2], h[3] = m.ICMP[0], m.ICMP[1], 0, 0
-			}
-			s.sa6[i].Addr = p.Addr.As16()
-			s.b.add(h, m.ICMP[icmpHeadLen:], unsafe.Pointer(&s.sa6[i]), unix.SizeofSockaddrInet6)
-		}
-		if s.b.full() {
-			sent += s.b.flush(r.fl)
-		}
-	}
-	if s.b.n > 0 {
-		sent += s.b.flush(r.fl)
-	}
-	r.cur, r.oe = nil, nil
-	return sent
+	return r.send(m, to, onErr, bodySum)
 }
 
-func (r *Routed) fail(i int, err error) { report(r.oe, r.cur.slot[i], err) }
-
-// Close closes both sockets.
-func (r *Routed) Close() error {
-	var errs []error
-	if r.v4 != nil {
-		errs = append(errs, r.v4.f.Close())
+// head builds slot i's header: IPv4, a new IP header before the unchanged
+// ICMP message; IPv6, the ICMPv6 type, code and checksum for the new
+// pseudo-header before the rest of the message.
+func (r *Routed) head(s *ipSock, i int, m *ptb.Message, peer netip.Addr, bodySum uint32) (head, body []byte) {
+	if m.Family == 4 {
+		h := s.hdr[i*ipv4HeaderLen : (i+1)*ipv4HeaderLen]
+		putIPv4Header(h, r.src4, peer, r.ttl, len(m.ICMP))
+		return h, m.ICMP
 	}
-	if r.v6 != nil {
-		errs = append(errs, r.v6.f.Close())
+	h := s.hdr[i*icmpHeadLen : (i+1)*icmpHeadLen]
+	if r.src6.IsValid() {
+		putICMPv6Head(h, m.ICMP, r.src6, peer, bodySum)
+	} else {
+		// Source unknown until the kernel routes it; it fills in the
+		// checksum (see Routed).
+		h[0], h[1], h[2], h[3] = m.ICMP[0], m.ICMP[1], 0, 0
 	}
-	return errors.Join(errs...)
+	return h, m.ICMP[icmpHeadLen:]
 }

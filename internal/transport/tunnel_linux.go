@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -37,22 +35,7 @@ type TunnelConfig struct {
 // Send is safe for concurrent use but serialised.
 type Tunnel struct {
 	port uint16
-
-	mu  sync.Mutex
-	v4  *tunnelSock
-	v6  *tunnelSock
-	cur *tunnelSock // the socket of the Send in progress, for fail
-	oe  func(netip.Addr, error)
-	fl  func(int, error)
-}
-
-type tunnelSock struct {
-	f    *os.File
-	b    *batch
-	hdr  [TunnelHeaderLen]byte // the same for every peer of the family
-	sa4  []unix.RawSockaddrInet4
-	sa6  []unix.RawSockaddrInet6
-	slot []netip.Addr
+	dualSock
 }
 
 var _ Sender = (*Tunnel)(nil)
@@ -68,7 +51,7 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 		return nil, fmt.Errorf("tunnel: port %d out of range 1..65535", cfg.Port)
 	}
 	t := &Tunnel{port: uint16(cfg.Port)}
-	t.fl = t.fail
+	t.init(func(m *ptb.Message) bool { return len(m.Packet) > 0 }, t.head)
 	var err error
 	if t.v4, err = openTunnel(unix.AF_INET, t.port); err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
@@ -84,7 +67,7 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	return t, nil
 }
 
-func openTunnel(family int, port uint16) (*tunnelSock, error) {
+func openTunnel(family int, port uint16) (*ipSock, error) {
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(SOCK_DGRAM)", err)
@@ -100,31 +83,18 @@ func openTunnel(family int, port uint16) (*tunnelSock, error) {
 	if family == unix.AF_INET6 {
 		name = "tunnel6"
 	}
-	// A non-blocking fd makes os.NewFile register it with the runtime
-	// poller, so a full send buffer parks the goroutine, not the thread.
-	f := os.NewFile(uintptr(fd), name)
-	rc, err := f.SyscallConn()
+	s, err := newIPSock(fd, family, name, TunnelHeaderLen, port)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	s := &tunnelSock{f: f, b: newBatch(rc, defaultBatch), slot: make([]netip.Addr, defaultBatch)}
-	// sockaddr ports are in network byte order.
-	nport := [2]byte{byte(port >> 8), byte(port)}
-	if family == unix.AF_INET {
-		PutTunnelHeader(s.hdr[:], 4)
-		s.sa4 = make([]unix.RawSockaddrInet4, defaultBatch)
-		for i := range s.sa4 {
-			s.sa4[i].Family = unix.AF_INET
-			*(*[2]byte)(unsafe.Pointer(&s.sa4[i].Port)) = nport
-		}
-	} else {
-		PutTunnelHeader(s.hdr[:], 6)
-		s.sa6 = make([]unix.RawSockaddrInet6, defaultBatch)
-		for i := range s.sa6 {
-			s.sa6[i].Family = unix.AF_INET6
-			*(*[2]byte)(unsafe.Pointer(&s.sa6[i].Port)) = nport
-		}
+	// The header is the same for every peer of the family: write it into
+	// every slot once.
+	f := uint8(4)
+	if family == unix.AF_INET6 {
+		f = 6
+	}
+	for i := 0; i < len(s.hdr); i += TunnelHeaderLen {
+		PutTunnelHeader(s.hdr[i:i+TunnelHeaderLen], f)
 	}
 	return s, nil
 }
@@ -135,62 +105,9 @@ func (t *Tunnel) Name() string { return "tunnel" }
 // Send implements Sender: one datagram per peer, header then m.Packet
 // (never copied), in sendmmsg(2) batches. It does not allocate.
 func (t *Tunnel) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	var s *tunnelSock
-	switch m.Family {
-	case 4:
-		s = t.v4
-	case 6:
-		s = t.v6
-	}
-	if s == nil || len(m.Packet) == 0 {
-		err := ErrFamily
-		if s != nil {
-			err = ErrBadMessage
-		}
-		for _, p := range to {
-			report(onErr, p.Addr, err)
-		}
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.cur, t.oe = s, onErr
-	sent := 0
-	for _, p := range to {
-		if !familyMatches(m.Family, p.Addr) {
-			report(onErr, p.Addr, ErrFamily)
-			continue
-		}
-		i := s.b.n
-		s.slot[i] = p.Addr
-		if m.Family == 4 {
-			s.sa4[i].Addr = p.Addr.Unmap().As4()
-			s.b.add(s.hdr[:], m.Packet, unsafe.Pointer(&s.sa4[i]), unix.SizeofSockaddrInet4)
-		} else {
-			s.sa6[i].Addr = p.Addr.As16()
-			s.b.add(s.hdr[:], m.Packet, unsafe.Pointer(&s.sa6[i]), unix.SizeofSockaddrInet6)
-		}
-		if s.b.full() {
-			sent += s.b.flush(t.fl)
-		}
-	}
-	if s.b.n > 0 {
-		sent += s.b.flush(t.fl)
-	}
-	t.cur, t.oe = nil, nil
-	return sent
+	return t.send(m, to, onErr, 0)
 }
 
-func (t *Tunnel) fail(i int, err error) { report(t.oe, t.cur.slot[i], err) }
-
-// Close closes both sockets.
-func (t *Tunnel) Close() error {
-	var errs []error
-	if t.v4 != nil {
-		errs = append(errs, t.v4.f.Close())
-	}
-	if t.v6 != nil {
-		errs = append(errs, t.v6.f.Close())
-	}
-	return errors.Join(errs...)
+func (t *Tunnel) head(s *ipSock, i int, m *ptb.Message, _ netip.Addr, _ uint32) (head, body []byte) {
+	return s.hdr[i*TunnelHeaderLen : (i+1)*TunnelHeaderLen], m.Packet
 }
