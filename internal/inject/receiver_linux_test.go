@@ -199,40 +199,41 @@ type pmtuSocket struct{ fd, level, opt int }
 
 func openPMTUSocket(t *testing.T, ns string, client netip.Addr, port int) *pmtuSocket {
 	t.Helper()
+	local := vip6
+	if client.Is4() {
+		local = vip4
+	}
+	return openPMTUSocketFrom(t, ns, local, client, port)
+}
+
+// openPMTUSocketFrom is openPMTUSocket from local:80 (a VIP, or a pod's address).
+func openPMTUSocketFrom(t *testing.T, ns string, local, client netip.Addr, port int) *pmtuSocket {
+	t.Helper()
 	s := &pmtuSocket{fd: -1}
+	family, discover, do := unix.AF_INET6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO
+	s.level, s.opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
+	var from, to unix.Sockaddr = &unix.SockaddrInet6{Port: 80, Addr: local.As16()}, &unix.SockaddrInet6{Port: port, Addr: client.As16()}
+	if client.Is4() {
+		family, discover, do = unix.AF_INET, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO
+		s.level, s.opt = unix.IPPROTO_IP, unix.IP_MTU
+		from, to = &unix.SockaddrInet4{Port: 80, Addr: local.As4()}, &unix.SockaddrInet4{Port: port, Addr: client.As4()}
+	}
 	in(t, ns, func() error {
 		var err error
-		if client.Is4() {
-			s.level, s.opt = unix.IPPROTO_IP, unix.IP_MTU
-			if s.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-				return err
-			}
-			if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
-				return err
-			}
-			// Several sockets VIP:80, each connected to its own client.
-			if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-				return err
-			}
-			if err = unix.Bind(s.fd, &unix.SockaddrInet4{Port: 80, Addr: vip4.As4()}); err != nil {
-				return err
-			}
-			return unix.Connect(s.fd, &unix.SockaddrInet4{Port: port, Addr: client.As4()})
-		}
-		s.level, s.opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
-		if s.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		if s.fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
 			return err
 		}
-		if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
+		if err = unix.SetsockoptInt(s.fd, s.level, discover, do); err != nil {
 			return err
 		}
+		// Several sockets on port 80, each connected to its own client.
 		if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return err
 		}
-		if err = unix.Bind(s.fd, &unix.SockaddrInet6{Port: 80, Addr: vip6.As16()}); err != nil {
+		if err = unix.Bind(s.fd, from); err != nil {
 			return err
 		}
-		return unix.Connect(s.fd, &unix.SockaddrInet6{Port: port, Addr: client.As16()})
+		return unix.Connect(s.fd, to)
 	})
 	t.Cleanup(func() { unix.Close(s.fd) })
 	return s

@@ -77,24 +77,7 @@ func (l *testLab) addPod(t *testing.T) string {
 // socket pod:80 -> client:port with path-MTU discovery on.
 func (l *testLab) podFlow(t *testing.T, p string, client netip.Addr, port int) *pmtuSocket {
 	t.Helper()
-	s := &pmtuSocket{fd: -1, level: unix.IPPROTO_IP, opt: unix.IP_MTU}
-	in(t, p, func() error {
-		var err error
-		if s.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		if err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
-			return err
-		}
-		if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return err
-		}
-		if err = unix.Bind(s.fd, &unix.SockaddrInet4{Port: 80, Addr: pod4.As4()}); err != nil {
-			return err
-		}
-		return unix.Connect(s.fd, &unix.SockaddrInet4{Port: port, Addr: client.As4()})
-	})
-	t.Cleanup(func() { unix.Close(s.fd) })
+	s := openPMTUSocketFrom(t, p, pod4, client, port)
 	ip(t, "-n", l.s, "addr", "add", client.String()+"/32", "dev", "lo")
 	in(t, l.s, func() error {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: client.AsSlice(), Port: port}, &net.UDPAddr{IP: vip4.AsSlice(), Port: 80})

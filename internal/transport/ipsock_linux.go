@@ -140,6 +140,25 @@ func (d *dualSock) send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.A
 
 func (d *dualSock) fail(i int, err error) { report(d.oe, d.cur.slot[i], err) }
 
+// open opens the IPv4 socket, then the IPv6 one. A kernel without IPv6
+// leaves v6 nil (IPv6 messages are then reported as ErrFamily) instead of
+// failing the transport.
+func (d *dualSock) open(open4, open6 func() (*ipSock, error)) error {
+	var err error
+	if d.v4, err = open4(); err != nil {
+		return err
+	}
+	d.v6, err = open6()
+	if errors.Is(err, unix.EAFNOSUPPORT) {
+		d.v6, err = nil, nil
+	}
+	if err != nil {
+		d.v4.f.Close()
+		return err
+	}
+	return nil
+}
+
 // Close closes both sockets.
 func (d *dualSock) Close() error {
 	var errs []error

@@ -3,7 +3,6 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -63,16 +62,7 @@ func NewRouted(cfg RoutedConfig) (*Routed, error) {
 	}
 	r := &Routed{ttl: uint8(cfg.TTL), src4: cfg.Source4.Unmap(), src6: cfg.Source6}
 	r.init(func(m *ptb.Message) bool { return len(m.ICMP) >= 8 }, r.head)
-	var err error
-	if r.v4, err = openRouted4(); err != nil {
-		return nil, fmt.Errorf("routed: %w", err)
-	}
-	r.v6, err = openRouted6(cfg.TTL, cfg.Source6)
-	if errors.Is(err, unix.EAFNOSUPPORT) {
-		r.v6, err = nil, nil
-	}
-	if err != nil {
-		r.v4.f.Close()
+	if err := r.open(openRouted4, func() (*ipSock, error) { return openRouted6(cfg.TTL, cfg.Source6) }); err != nil {
 		return nil, fmt.Errorf("routed: %w", err)
 	}
 	return r, nil

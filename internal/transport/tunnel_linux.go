@@ -3,7 +3,6 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -52,16 +51,9 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	}
 	t := &Tunnel{port: uint16(cfg.Port)}
 	t.init(func(m *ptb.Message) bool { return len(m.Packet) > 0 }, t.head)
-	var err error
-	if t.v4, err = openTunnel(unix.AF_INET, t.port); err != nil {
-		return nil, fmt.Errorf("tunnel: %w", err)
-	}
-	t.v6, err = openTunnel(unix.AF_INET6, t.port)
-	if errors.Is(err, unix.EAFNOSUPPORT) {
-		t.v6, err = nil, nil
-	}
+	err := t.open(func() (*ipSock, error) { return openTunnel(unix.AF_INET, t.port) },
+		func() (*ipSock, error) { return openTunnel(unix.AF_INET6, t.port) })
 	if err != nil {
-		t.v4.f.Close()
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}
 	return t, nil
