@@ -134,7 +134,7 @@ func newLab(t *testing.T) *lab {
 
 func (l *lab) installFirewall(t *testing.T) {
 	t.Helper()
-	tab, err := firewall.New(firewall.Config{Iface: "veth0", Group: testGroup}, nftables.WithNetNSFd(l.fdB))
+	tab, err := firewall.New(firewall.Config{Ifaces: []string{"veth0"}, Group: testGroup}, nftables.WithNetNSFd(l.fdB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ const (
 // Config is everything the daemon needs to know at start.
 type Config struct {
 	Peers          []netip.Addr
-	Iface          string // empty: the interface of the default route
+	Ifaces         []string // empty: every interface of the default routes, followed
 	NodeName       string
 	NFLOGGroup     uint16
 	MetricsAddress string
@@ -81,7 +81,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.SetOutput(io.Discard)
 
 	fs.Func("peers", "comma-separated peer node addresses (IPv4 and/or IPv6) to relay to", addrList(&c.Peers))
-	fs.StringVar(&c.Iface, "iface", "", "uplink interface where PTBs arrive and l2/broadcast relays leave (empty: the interface of the default route)")
+	fs.Func("iface", "comma-separated uplink interfaces where PTBs arrive and l2/broadcast relays leave (empty: every interface of the IPv4 and IPv6 default routes, every multipath nexthop, followed as routes change)", nameList(&c.Ifaces))
 	fs.StringVar(&c.NodeName, "nodename", "", "this node's name (Kubernetes: from the downward API); its own Node object is not a peer")
 	group := fs.Uint("nflog-group", 33, "NFLOG group the firewall rule logs to (0-65535)")
 	fs.StringVar(&c.MetricsAddress, "metrics-address", "", "address to serve Prometheus metrics on (empty: all)")
@@ -209,8 +209,10 @@ func (c Config) Validate() error {
 	if c.MetricsPort == c.HealthPort && c.MetricsAddress == c.HealthAddress {
 		return errors.New("--metrics-port and --health-port must differ")
 	}
-	if c.Iface != "" && (len(c.Iface) > 15 || strings.ContainsAny(c.Iface, "/ \t")) {
-		return fmt.Errorf("--iface %q is not a valid interface name", c.Iface)
+	for _, iface := range c.Ifaces {
+		if len(iface) > 15 || strings.ContainsAny(iface, "/ \t*") {
+			return fmt.Errorf("--iface %q is not a valid interface name", iface)
+		}
 	}
 	// The kernel would read a % in a TUN name as a template (pmtud%d).
 	if c.TunnelDevice == "" || len(c.TunnelDevice) > 15 || strings.ContainsAny(c.TunnelDevice, "/ \t%") {
@@ -265,6 +267,13 @@ func portList(dst *[]uint16) func(string) error {
 			}
 			*dst = append(*dst, uint16(n))
 		}
+		return nil
+	}
+}
+
+func nameList(dst *[]string) func(string) error {
+	return func(s string) error {
+		*dst = splitList(s)
 		return nil
 	}
 }

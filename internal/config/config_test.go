@@ -3,6 +3,7 @@ package config
 import (
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,13 +13,23 @@ func parse(t *testing.T, env map[string]string, args ...string) (Config, error) 
 	return Parse(args, func(k string) string { return env[k] }, io.Discard)
 }
 
+func TestIfaceList(t *testing.T) {
+	c, err := parse(t, nil, "--iface", "eth0, eth1")
+	if err != nil || !slices.Equal(c.Ifaces, []string{"eth0", "eth1"}) {
+		t.Fatalf("--iface eth0,eth1: %q, %v", c.Ifaces, err)
+	}
+	if _, err := parse(t, nil, "--iface", "eth0,bad/name"); err == nil {
+		t.Fatal("an invalid name in the list was accepted")
+	}
+}
+
 func TestSeedDefaults(t *testing.T) {
 	c, err := parse(t, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != 30041 || c.Iface != "" {
-		t.Fatalf("defaults: group=%d metrics=%d health=%d iface=%q", c.NFLOGGroup, c.MetricsPort, c.HealthPort, c.Iface)
+	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != 30041 || c.Ifaces != nil {
+		t.Fatalf("defaults: group=%d metrics=%d health=%d iface=%q", c.NFLOGGroup, c.MetricsPort, c.HealthPort, c.Ifaces)
 	}
 	if c.Transport != TransportL2 || c.Firewall != "nftables" || c.Kubernetes != "auto" {
 		t.Fatalf("defaults: transport=%s firewall=%s kubernetes=%s", c.Transport, c.Firewall, c.Kubernetes)
@@ -35,7 +46,7 @@ func TestSeedOptionsParse(t *testing.T) {
 	if len(c.Peers) != 3 || c.Peers[0] != want[0] || c.Peers[2] != want[2] {
 		t.Fatalf("peers = %v", c.Peers)
 	}
-	if c.Iface != "eth1" || c.NodeName != "n1" || c.NFLOGGroup != 7 || c.MetricsPort != 9100 || c.TTL != 2 {
+	if !slices.Equal(c.Ifaces, []string{"eth1"}) || c.NodeName != "n1" || c.NFLOGGroup != 7 || c.MetricsPort != 9100 || c.TTL != 2 {
 		t.Fatalf("parsed %+v", c)
 	}
 	if len(c.IgnoreNetworks) != 3 || c.IgnoreNetworks[2] != netip.MustParsePrefix("198.51.100.7/32") {

@@ -12,25 +12,26 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/peers/kube"
 )
 
-// startKubernetes starts the Node watch when enabled (--kubernetes=true, or
-// auto inside a cluster). It never fails because the API server is away:
-// the watch retries while the last known peers stay in use.
-func startKubernetes(ctx context.Context, cfg config.Config, registry *peers.Registry, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) error {
+// kubernetesWatch prepares the Node watch when enabled (--kubernetes=true,
+// or auto inside a cluster); nil when it is not. Its Run never fails
+// because the API server is away: the watch retries while the last known
+// peers stay in use.
+func kubernetesWatch(cfg config.Config, registry *peers.Registry, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (func(context.Context) error, error) {
 	switch cfg.Kubernetes {
 	case "false":
-		return nil
+		return nil, nil
 	case "auto":
 		if cfg.Kubeconfig == "" && !kube.InCluster() {
 			log.Info("not in a Kubernetes cluster: peers from --peers only")
-			return nil
+			return nil, nil
 		}
 	}
 	if cfg.NodeName == "" {
-		return fmt.Errorf("--kubernetes needs --nodename (PMTUD_NODENAME from the downward API) so that this node is not its own peer")
+		return nil, fmt.Errorf("--kubernetes needs --nodename (PMTUD_NODENAME from the downward API) so that this node is not its own peer")
 	}
 	client, err := kube.NewClient(cfg.Kubeconfig)
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	w, err := kube.New(client, kube.Config{
 		NodeName:      cfg.NodeName,
@@ -40,14 +41,15 @@ func startKubernetes(ctx context.Context, cfg config.Config, registry *peers.Reg
 		Registerer:    m.Registry,
 	}, func(list []peers.Peer) { registry.Update(kube.Source, list) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	checks.ReadyDetail("kubernetes", w.Ready, w.Detail)
-	go func() {
+	log.Info("watching Kubernetes nodes", "address_type", cfg.NodeAddressType, "selector", cfg.NodeSelector)
+	return func(ctx context.Context) error {
+		// The relay goes on with the last known peers if the watch ends.
 		if err := w.Run(ctx); err != nil {
 			log.Error("kubernetes node watch ended", "err", err)
 		}
-	}()
-	log.Info("watching Kubernetes nodes", "address_type", cfg.NodeAddressType, "selector", cfg.NodeSelector)
-	return nil
+		return nil
+	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 // openTunnelReceiver opens the receiving end of the tunnel transport when
@@ -23,7 +24,7 @@ import (
 // Readiness includes it: the socket receiving and the device up, with the
 // host setting that would defeat IPv4 injection in the detail.
 func openTunnelReceiver(cfg config.Config, registry *peers.Registry, limits ptb.Limits, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*inject.Receiver, error) {
-	if cfg.Transport != config.TransportTunnel {
+	if k, _ := transport.Lookup(cfg.Transport); !k.Receiver {
 		return nil, nil
 	}
 	r, err := inject.Open(inject.Config{
@@ -43,10 +44,14 @@ func openTunnelReceiver(cfg config.Config, registry *peers.Registry, limits ptb.
 	return r, nil
 }
 
-// runTunnelReceiver runs r until ctx ends. If the socket fails, readiness
-// turns red (r.Err) and the error is logged; relaying goes on.
-func runTunnelReceiver(ctx context.Context, r *inject.Receiver, log *slog.Logger) {
-	if err := r.Run(ctx); err != nil {
-		log.Error("tunnel receiver stopped", "err", err)
+// runTunnelReceiver returns a component that runs r until ctx ends. If the
+// socket fails, readiness turns red (r.Err) and the error is logged;
+// relaying goes on.
+func runTunnelReceiver(r *inject.Receiver, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := r.Run(ctx); err != nil {
+			log.Error("tunnel receiver stopped", "err", err)
+		}
+		return nil
 	}
 }

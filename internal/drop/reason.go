@@ -42,6 +42,10 @@ const (
 	RateLimitedSource // per-router limit exceeded
 	RateLimitedGlobal // overall cap exceeded: bounds amplification
 	NoPeers           // nobody to relay to
+	// NoPeersOfFamily: peers exist, but none has an address of the
+	// message's family and the transport cannot carry it to another
+	// (routed re-addresses the message, so it cannot change family).
+	NoPeersOfFamily
 
 	numReasons
 )
@@ -72,6 +76,7 @@ var names = [numReasons]string{
 	RateLimitedSource: "rate_limited_source",
 	RateLimitedGlobal: "rate_limited_global",
 	NoPeers:           "no_peers",
+	NoPeersOfFamily:   "no_peers_of_family",
 }
 
 // String returns the reason's metric label value.

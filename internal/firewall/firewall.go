@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -23,6 +24,19 @@ func New(cfg Config, opts ...nftables.ConnOption) (*Table, error) {
 		return nil, err
 	}
 	return &Table{cfg: cfg, opts: opts}, nil
+}
+
+// SetIfaces changes the uplinks the rules match (the daemon follows the
+// default routes); the next Install applies it. Not safe for use
+// concurrently with Install or Verify.
+func (t *Table) SetIfaces(ifaces []string) error {
+	next := t.cfg
+	next.Ifaces = slices.Clone(ifaces)
+	if err := next.validate(); err != nil {
+		return err
+	}
+	t.cfg = next
+	return nil
 }
 
 func (t *Table) conn() (*nftables.Conn, error) {

@@ -89,7 +89,7 @@ func tableState(t *testing.T, c *nftables.Conn) (bool, [][]expr.Any) {
 
 func TestTableInNetNS(t *testing.T) {
 	fd := newNetNS(t)
-	cfg := Config{Iface: "eth0", Group: 33, RatePerSecond: 500, Burst: 1000}
+	cfg := Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 500, Burst: 1000}
 	tab, err := New(cfg, nftables.WithNetNSFd(fd))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestTableInNetNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]expr.Any{rule4Exprs(cfg), rule6Exprs(cfg)}
+	want := [][]expr.Any{rule4Exprs(cfg, "eth0"), rule6Exprs(cfg, "eth0")}
 	check := func(step string) {
 		t.Helper()
 		ok, rules := tableState(t, c)
@@ -127,7 +127,7 @@ func TestTableInNetNS(t *testing.T) {
 
 	// A stale table from a run with another config (and an extra rule):
 	// Install must replace it wholesale.
-	stale, _ := New(Config{Iface: "eth9", Group: 99}, nftables.WithNetNSFd(fd))
+	stale, _ := New(Config{Ifaces: []string{"eth9"}, Group: 99}, nftables.WithNetNSFd(fd))
 	if err := stale.Install(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestTableInNetNS(t *testing.T) {
 // Install over it replaces everything again.
 func TestSourceLimitInNetNS(t *testing.T) {
 	fd := newNetNS(t)
-	cfg := Config{Iface: "eth0", Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}
+	cfg := Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}
 	tab, err := New(cfg, nftables.WithNetNSFd(fd))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestSourceLimitInNetNS(t *testing.T) {
 			t.Fatalf("Install %d: %v", i+1, err)
 		}
 		_, rules := tableState(t, c)
-		if want := [][]expr.Any{rule4Exprs(cfg), rule6Exprs(cfg)}; !reflect.DeepEqual(rules, want) {
+		if want := [][]expr.Any{rule4Exprs(cfg, "eth0"), rule6Exprs(cfg, "eth0")}; !reflect.DeepEqual(rules, want) {
 			t.Fatalf("rules differ:\n got %s\nwant %s", dumpAll(rules), dumpAll(want))
 		}
 		if err := tab.Verify(); err != nil {

@@ -32,9 +32,10 @@ const (
 
 // Config says which packets to copy and where.
 type Config struct {
-	// Iface is the uplink the messages arrive on. Empty matches every
-	// interface. A trailing "*" matches a prefix, as in nft ("eth*").
-	Iface string
+	// Ifaces are the uplinks the messages arrive on: one pair of rules
+	// (IPv4, IPv6) each. Empty matches every interface. A trailing "*"
+	// matches a prefix, as in nft ("eth*").
+	Ifaces []string
 	// Group is the NFLOG group the listener binds.
 	Group uint16
 	// RatePerSecond caps how many messages per second and family are copied
@@ -65,11 +66,13 @@ const (
 )
 
 func (c Config) validate() error {
-	if len(c.Iface) >= unix.IFNAMSIZ {
-		return fmt.Errorf("firewall: interface name %q is longer than %d bytes", c.Iface, unix.IFNAMSIZ-1)
-	}
-	if c.Iface == "*" {
-		return fmt.Errorf("firewall: interface %q: leave it empty to match every interface", c.Iface)
+	for _, iface := range c.Ifaces {
+		if iface == "" || len(iface) >= unix.IFNAMSIZ {
+			return fmt.Errorf("firewall: interface name %q is empty or longer than %d bytes", iface, unix.IFNAMSIZ-1)
+		}
+		if iface == "*" {
+			return fmt.Errorf("firewall: interface %q: leave the list empty to match every interface", iface)
+		}
 	}
 	return nil
 }
@@ -170,8 +173,8 @@ func logExprs(cfg Config) []expr.Any {
 //	    icmp type destination-unreachable icmp code frag-needed \
 //	    [update @sources4 { ip saddr limit rate S/second burst S packets }] \
 //	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
-func rule4Exprs(cfg Config) []expr.Any {
-	out := ifaceExprs(cfg.Iface)
+func rule4Exprs(cfg Config, iface string) []expr.Any {
+	out := ifaceExprs(iface)
 	out = append(out, icmpExprs(unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, 3, 4)...)
 	out = append(out, sourceExprs(cfg, false)...)
 	return append(out, logExprs(cfg)...)
@@ -183,8 +186,8 @@ func rule4Exprs(cfg Config) []expr.Any {
 //	    icmpv6 type packet-too-big icmpv6 code 0 \
 //	    [update @sources6 { ip6 saddr limit rate S/second burst S packets }] \
 //	    [limit rate R/second burst B packets] log group 33 queue-threshold 1
-func rule6Exprs(cfg Config) []expr.Any {
-	out := ifaceExprs(cfg.Iface)
+func rule6Exprs(cfg Config, iface string) []expr.Any {
+	out := ifaceExprs(iface)
 	out = append(out, icmpExprs(unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, 2, 0)...)
 	out = append(out, sourceExprs(cfg, true)...)
 	return append(out, logExprs(cfg)...)
@@ -196,7 +199,7 @@ func rule6Exprs(cfg Config) []expr.Any {
 //	nft add chain inet go-pmtud prerouting \
 //	    '{ type filter hook prerouting priority raw; policy accept; }'
 //
-// followed by the two rules above. Raw priority (-300) runs before conntrack,
+// followed by the two rules above for each uplink. Raw priority (-300) runs before conntrack,
 // so the copy is taken whatever conntrack or later chains decide.
 // With a per-source limit, the two sets come first:
 //
@@ -213,9 +216,15 @@ func objects(cfg Config) (*nftables.Table, *nftables.Chain, []*nftables.Rule) {
 		Priority: nftables.ChainPriorityRaw,
 		Policy:   &policy,
 	}
-	rules := []*nftables.Rule{
-		{Table: table, Chain: chain, Exprs: rule4Exprs(cfg), UserData: commentData(comment4)},
-		{Table: table, Chain: chain, Exprs: rule6Exprs(cfg), UserData: commentData(comment6)},
+	ifaces := cfg.Ifaces
+	if len(ifaces) == 0 {
+		ifaces = []string{""} // every interface
+	}
+	var rules []*nftables.Rule
+	for _, iface := range ifaces {
+		rules = append(rules,
+			&nftables.Rule{Table: table, Chain: chain, Exprs: rule4Exprs(cfg, iface), UserData: commentData(comment4)},
+			&nftables.Rule{Table: table, Chain: chain, Exprs: rule6Exprs(cfg, iface), UserData: commentData(comment6)})
 	}
 	return table, chain, rules
 }

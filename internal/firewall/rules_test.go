@@ -72,7 +72,7 @@ func TestRuleExprs(t *testing.T) {
 		{
 			// iifname "eth0" icmp ... log group 33 queue-threshold 1
 			name:  "uplink",
-			cfg:   Config{Iface: "eth0", Group: 33},
+			cfg:   Config{Ifaces: []string{"eth0"}, Group: 33},
 			want4: cat(iif(ifname("eth0")), icmp4, []expr.Any{logGroup}),
 			want6: cat(iif(ifname("eth0")), icmp6, []expr.Any{logGroup}),
 		},
@@ -86,21 +86,21 @@ func TestRuleExprs(t *testing.T) {
 		{
 			// iifname "bond*" ...
 			name:  "prefix",
-			cfg:   Config{Iface: "bond*", Group: 33},
+			cfg:   Config{Ifaces: []string{"bond*"}, Group: 33},
 			want4: cat(iif([]byte("bond")), icmp4, []expr.Any{logGroup}),
 			want6: cat(iif([]byte("bond")), icmp6, []expr.Any{logGroup}),
 		},
 		{
 			// ... limit rate 100/second burst 100 packets log group 33 queue-threshold 1
 			name:  "rate limit",
-			cfg:   Config{Iface: "eth0", Group: 33, RatePerSecond: 100},
+			cfg:   Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 100},
 			want4: cat(iif(ifname("eth0")), icmp4, []expr.Any{limit, logGroup}),
 			want6: cat(iif(ifname("eth0")), icmp6, []expr.Any{limit, logGroup}),
 		},
 		{
 			// ... limit rate 100/second burst 7 packets log group 33 queue-threshold 1
 			name:  "rate limit with burst",
-			cfg:   Config{Iface: "eth0", Group: 33, RatePerSecond: 100, Burst: 7},
+			cfg:   Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 100, Burst: 7},
 			want4: cat(iif(ifname("eth0")), icmp4, []expr.Any{limitBurst, logGroup}),
 			want6: cat(iif(ifname("eth0")), icmp6, []expr.Any{limitBurst, logGroup}),
 		},
@@ -120,16 +120,20 @@ func TestRuleExprs(t *testing.T) {
 	}{
 		// ... update @sources4 { ip saddr limit rate 50/second burst 50 packets } limit rate 100/second ...
 		name:  "per-source limit",
-		cfg:   Config{Iface: "eth0", Group: 33, RatePerSecond: 100, SourceRatePerSecond: 50},
+		cfg:   Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 100, SourceRatePerSecond: 50},
 		want4: cat(iif(ifname("eth0")), icmp4, src(12, 4, "sources4"), []expr.Any{limit, logGroup}),
 		want6: cat(iif(ifname("eth0")), icmp6, src(8, 16, "sources6"), []expr.Any{limit, logGroup}),
 	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := rule4Exprs(tt.cfg); !reflect.DeepEqual(got, tt.want4) {
+			iface := ""
+			if len(tt.cfg.Ifaces) > 0 {
+				iface = tt.cfg.Ifaces[0]
+			}
+			if got := rule4Exprs(tt.cfg, iface); !reflect.DeepEqual(got, tt.want4) {
 				t.Errorf("rule4Exprs:\n got %s\nwant %s", dump(got), dump(tt.want4))
 			}
-			if got := rule6Exprs(tt.cfg); !reflect.DeepEqual(got, tt.want6) {
+			if got := rule6Exprs(tt.cfg, iface); !reflect.DeepEqual(got, tt.want6) {
 				t.Errorf("rule6Exprs:\n got %s\nwant %s", dump(got), dump(tt.want6))
 			}
 		})
@@ -144,13 +148,27 @@ func dump(es []expr.Any) string {
 	return b.String()
 }
 
+// TestRulesPerUplink: two uplinks get a pair of rules each, in order.
+func TestRulesPerUplink(t *testing.T) {
+	_, _, rules := objects(Config{Ifaces: []string{"eth0", "eth1"}, Group: 33})
+	if len(rules) != 4 {
+		t.Fatalf("%d rules, want 4", len(rules))
+	}
+	for i, iface := range []string{"eth0", "eth0", "eth1", "eth1"} {
+		want := ifaceExprs(iface)
+		if !reflect.DeepEqual(rules[i].Exprs[:2], want) {
+			t.Errorf("rule %d matches %s, want iifname %q", i, dump(rules[i].Exprs[:2]), iface)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
-	for _, iface := range []string{"a-very-long-name0", "*"} {
-		if _, err := New(Config{Iface: iface, Group: 1}); err == nil {
+	for _, iface := range []string{"a-very-long-name0", "*", ""} {
+		if _, err := New(Config{Ifaces: []string{iface}, Group: 1}); err == nil {
 			t.Errorf("New(Iface %q) = nil error, want one", iface)
 		}
 	}
-	if _, err := New(Config{Iface: "a-long-name-015", Group: 1}); err != nil {
+	if _, err := New(Config{Ifaces: []string{"a-long-name-015"}, Group: 1}); err != nil {
 		t.Errorf("New(15-byte name): %v", err)
 	}
 }
@@ -173,10 +191,10 @@ func TestInstallGolden(t *testing.T) {
 		cfg  Config
 		op   func(*Table) error
 	}{
-		{"install.golden", Config{Iface: "eth0", Group: 33}, (*Table).Install},
-		{"install-limit.golden", Config{Iface: "eth0", Group: 33, RatePerSecond: 1000, Burst: 2000}, (*Table).Install},
-		{"install-source-limit.golden", Config{Iface: "eth0", Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}, (*Table).Install},
-		{"remove.golden", Config{Iface: "eth0", Group: 33}, (*Table).Remove},
+		{"install.golden", Config{Ifaces: []string{"eth0"}, Group: 33}, (*Table).Install},
+		{"install-limit.golden", Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 1000, Burst: 2000}, (*Table).Install},
+		{"install-source-limit.golden", Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}, (*Table).Install},
+		{"remove.golden", Config{Ifaces: []string{"eth0"}, Group: 33}, (*Table).Remove},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			var msgs []netlink.Message

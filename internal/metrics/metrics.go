@@ -10,7 +10,10 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/drop"
 )
 
-const namespace = "gopmtud"
+// Namespace prefixes every go-pmtud metric name.
+const Namespace = "gopmtud"
+
+const namespace = Namespace
 
 // Metrics is the daemon's set of collectors. Counters the packet path uses
 // are resolved once, so that counting costs no label lookup per packet.
@@ -26,10 +29,14 @@ type Metrics struct {
 	SendErrors   *prometheus.CounterVec  // {peer}
 	Peers        *prometheus.GaugeVec    // {source}
 	PeersTotal   prometheus.Gauge
+	PeerStates   *prometheus.GaugeVec // {state}: reachable, unresolved, unreachable
 	CaptureUp    prometheus.Gauge
 	FirewallUp   prometheus.Gauge
 	RelayLatency prometheus.Histogram
 }
+
+// PeerStateNames are the label values of gopmtud_peer_states.
+var PeerStateNames = []string{"reachable", "unresolved", "unreachable"}
 
 // New registers every collector on a fresh registry (plus Go and process collectors).
 func New(transport string) *Metrics {
@@ -66,6 +73,13 @@ func New(transport string) *Metrics {
 		Namespace: namespace, Name: "peers",
 		Help: "Peers known, by source (static, kubernetes).",
 	}, []string{"source"})
+	m.PeerStates = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "peer_states",
+		Help: "Peers by what the transport knows of them: reachable, unresolved (no MAC yet: nobody answered), unreachable (not on a shared link, or the transport cannot carry a family to it).",
+	}, []string{"state"})
+	for _, s := range PeerStateNames {
+		m.PeerStates.WithLabelValues(s)
+	}
 	m.PeersTotal = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "peers_total",
 		Help: "Peers relayed to (all sources merged, ourselves excluded).",
@@ -84,7 +98,7 @@ func New(transport string) *Metrics {
 		// Microsecond buckets: the relay path itself takes microseconds.
 		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 50e-3},
 	})
-	reg.MustRegister(m.Received, m.relayed, frames, dropped, m.SendErrors, m.Peers, m.PeersTotal,
+	reg.MustRegister(m.Received, m.relayed, frames, dropped, m.SendErrors, m.Peers, m.PeersTotal, m.PeerStates,
 		m.CaptureUp, m.FirewallUp, m.RelayLatency)
 	return m
 }

@@ -9,7 +9,7 @@ import (
 func mustPeers(addrs ...string) []Peer {
 	var out []Peer
 	for _, a := range addrs {
-		out = append(out, Peer{Addr: netip.MustParseAddr(a)})
+		out = append(out, PeerAt(netip.MustParseAddr(a)))
 	}
 	return out
 }
@@ -19,7 +19,7 @@ func TestSetSortsDedupsExcludesAndSplitsFamilies(t *testing.T) {
 	s := NewSet(append(mustPeers("10.0.0.3", "fd00::2", "10.0.0.1", "::ffff:10.0.0.2", "10.0.0.3"), Peer{}), self)
 	got := []string{}
 	for _, p := range s.All() {
-		got = append(got, p.Addr.String())
+		got = append(got, p.Addr().String())
 	}
 	want := []string{"10.0.0.2", "10.0.0.3", "fd00::2"}
 	if len(got) != len(want) {
@@ -38,6 +38,34 @@ func TestSetSortsDedupsExcludesAndSplitsFamilies(t *testing.T) {
 	}
 	if s.All()[0].Name != "10.0.0.2" {
 		t.Fatalf("a peer without a name is named by its address, got %q", s.All()[0].Name)
+	}
+}
+
+func TestSetOneNodeOneFrame(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")
+	// The Kubernetes source lists node2 with both families; --peers lists
+	// the IPv4 address again and a single-family node3.
+	s := NewSet([]Peer{
+		{Name: "node2", V4: v4},
+		{Name: "node2", V6: v6},
+		PeerAt(v4),
+		PeerAt(netip.MustParseAddr("fd00::3")),
+	})
+	if s.Len() != 2 {
+		t.Fatalf("peers = %+v, want node2 and fd00::3", s.All())
+	}
+	n2 := s.All()[s.Index(v6)]
+	if n2.Name != "node2" || n2.V4 != v4 || n2.V6 != v6 || s.Index(v4) != s.Index(v6) {
+		t.Fatalf("node2 = %+v: both addresses must be one node under its name", n2)
+	}
+	if len(s.Family(4)) != 1 || len(s.Family(6)) != 2 {
+		t.Fatalf("families: v4=%d v6=%d, want 1 and 2", len(s.Family(4)), len(s.Family(6)))
+	}
+	if got := NewSet(s.All(), v6).Len(); got != 1 {
+		t.Fatalf("excluding one address of a node must exclude the node: %d peers left", got)
+	}
+	if s.Index(netip.MustParseAddr("10.0.0.9")) != -1 {
+		t.Fatal("unknown address must not be found")
 	}
 }
 

@@ -37,7 +37,7 @@ var (
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func testView() *View {
-	set := peers.NewSet([]peers.Peer{{Addr: peerA4}, {Addr: peerB4}, {Addr: peerA6}})
+	set := peers.NewSet([]peers.Peer{peers.PeerAt(peerA4), peers.PeerAt(peerB4), peers.PeerAt(peerA6)})
 	return NewView([]netip.Addr{self4, self6}, [][6]byte{selfMAC}, set, [][6]byte{peerMAC})
 }
 

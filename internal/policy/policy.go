@@ -281,7 +281,10 @@ func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.R
 			fam = 4
 		}
 	}
-	if len(v.Peers().Family(fam)) == 0 {
+	if len(v.Recipients(fam)) == 0 {
+		if v.Peers().Len() > 0 {
+			return drop.NoPeersOfFamily
+		}
 		return drop.NoPeers
 	}
 

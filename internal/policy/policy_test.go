@@ -62,8 +62,15 @@ func TestReasons(t *testing.T) {
 					if m.Family == 6 {
 						other = peerA4
 					}
-					*v = NewView(nil, nil, peers.NewSet([]peers.Peer{{Addr: other}}), nil)
-				}, drop.NoPeers},
+					*v = NewView(nil, nil, peers.NewSet([]peers.Peer{peers.PeerAt(other)}), nil)
+				}, drop.NoPeersOfFamily},
+				{"peer of the other family, transport carries any", nil, func(m *ptb.Message, _ *Origin, v **View) {
+					other := peerA6
+					if m.Family == 6 {
+						other = peerA4
+					}
+					*v = NewView(nil, nil, peers.NewSet([]peers.Peer{peers.PeerAt(other)}), nil).CarryAnyFamily(true)
+				}, drop.None},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
@@ -398,7 +405,7 @@ func TestEvictionOnlyStaleByDefault(t *testing.T) {
 func TestMapped(t *testing.T) {
 	mapped := func(a netip.Addr) netip.Addr { return netip.AddrFrom16(a.As16()) }
 	v := NewView([]netip.Addr{mapped(self4)}, nil,
-		peers.NewSet([]peers.Peer{{Addr: mapped(peerA4)}}), nil)
+		peers.NewSet([]peers.Peer{peers.PeerAt(mapped(peerA4))}), nil)
 
 	e := newEngine(t, nil)
 	m := msg4(1, 1400)
@@ -422,7 +429,7 @@ func TestMapped(t *testing.T) {
 	want(t, e.Decide(t0, m2, Origin{}, v), drop.Duplicate, "mapped and unmapped are one key")
 
 	// Zones do not hide a peer either.
-	v6 := NewView(nil, nil, peers.NewSet([]peers.Peer{{Addr: netip.MustParseAddr("fe80::2")}}), nil)
+	v6 := NewView(nil, nil, peers.NewSet([]peers.Peer{peers.PeerAt(netip.MustParseAddr("fe80::2"))}), nil)
 	m = msg6(1, 1400)
 	m.Src = netip.MustParseAddr("fe80::2%eth0")
 	want(t, newEngine(t, nil).Decide(t0, m, Origin{}, v6), drop.FromPeer, "zoned peer")
@@ -431,7 +438,7 @@ func TestMapped(t *testing.T) {
 // TestViewIgnoresBogusMACs: an unresolved neighbour (all-zero MAC) in the
 // peer MAC list must not turn frames with a zero source MAC into FromPeer.
 func TestViewIgnoresBogusMACs(t *testing.T) {
-	v := NewView(nil, nil, peers.NewSet([]peers.Peer{{Addr: peerA4}}), [][6]byte{{}, bcastMAC, peerMAC})
+	v := NewView(nil, nil, peers.NewSet([]peers.Peer{peers.PeerAt(peerA4)}), [][6]byte{{}, bcastMAC, peerMAC})
 	e := newEngine(t, nil)
 	want(t, e.Decide(t0, msg4(1, 1400), Origin{HasMAC: true, DstMAC: selfMAC}, v), drop.None, "zero source MAC")
 	want(t, e.Decide(t0, msg4(2, 1400), Origin{HasMAC: true, SrcMAC: peerMAC, DstMAC: selfMAC}, v), drop.FromPeer, "peer MAC")

@@ -26,6 +26,9 @@ type View struct {
 	selfMACs []uint64     // sorted, unique; zero and group MACs removed
 	peerMACs []uint64     // likewise
 	peers    *peers.Set
+	// anyFamily: the transport carries a message of either family to a
+	// peer known by one address (l2, broadcast, tunnel).
+	anyFamily bool
 }
 
 // NewView builds a View. It copies its arguments, so the caller may reuse
@@ -49,6 +52,27 @@ func NewView(selfAddrs []netip.Addr, selfMACs [][6]byte, peerSet *peers.Set, pee
 	v.selfMACs = macSet(selfMACs)
 	v.peerMACs = macSet(peerMACs)
 	return v
+}
+
+// CarryAnyFamily records that the transport reaches a peer known by one
+// address family with messages of both. Call it before the view is
+// published; it returns v.
+func (v *View) CarryAnyFamily(yes bool) *View {
+	v.anyFamily = yes
+	return v
+}
+
+// Recipients returns the peers a message of family f goes to: every peer
+// when the transport carries any family, else those with an address of f.
+// The caller must not modify the slice.
+func (v *View) Recipients(f uint8) []peers.Peer {
+	if v == nil {
+		return nil
+	}
+	if v.anyFamily {
+		return v.peers.All()
+	}
+	return v.peers.Family(f)
 }
 
 // Peers returns the peer set the view was built with (never nil).

@@ -7,13 +7,13 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
@@ -36,7 +36,8 @@ type Relay struct {
 
 	// Reused on every packet so the hot path does not allocate.
 	msg   ptb.Message
-	onErr func(netip.Addr, error)
+	to    []peers.Peer // the recipients of the send in progress, for onErr
+	onErr func(int, error)
 
 	logs logLimiter
 }
@@ -51,7 +52,7 @@ type Config struct {
 	Logger  *slog.Logger
 	// SendError is called for every peer a relay could not reach (for the
 	// per-peer metric); may be nil.
-	SendError func(peer netip.Addr, err error)
+	SendError func(peer peers.Peer, err error)
 }
 
 // New returns a Relay with an empty view (no peers) until SetView.
@@ -66,12 +67,14 @@ func New(cfg Config) *Relay {
 		logs:    logLimiter{perSecond: 5},
 	}
 	r.view.Store(policy.NewView(nil, nil, nil, nil))
-	r.onErr = func(peer netip.Addr, err error) {
+	// Failures come by index into the recipients: O(1) per failing peer.
+	r.onErr = func(i int, err error) {
+		peer := r.to[i]
 		if cfg.SendError != nil {
 			cfg.SendError(peer, err)
 		}
 		if r.logs.allow(time.Now()) {
-			r.log.Warn("relay to peer failed", "peer", peer, "err", err)
+			r.log.Warn("relay to peer failed", "peer", peer.Name, "addr", peer.Addr(), "err", err)
 		}
 	}
 	return r
@@ -111,9 +114,11 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 		return reason
 	}
 
-	to := view.Peers().Family(r.msg.Family)
+	to := view.Recipients(r.msg.Family)
 	if !r.dryRun {
+		r.to = to
 		r.metrics.FramesSent.Add(float64(r.sender.Send(&r.msg, to, r.onErr)))
+		r.to = nil
 	}
 	if r.msg.Family == 4 {
 		r.metrics.Relayed4.Inc()

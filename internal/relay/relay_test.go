@@ -26,15 +26,18 @@ type fakeSender struct {
 	fail    netip.Addr
 }
 
-func (f *fakeSender) Name() string { return "fake" }
-func (f *fakeSender) Close() error { return nil }
-func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(netip.Addr, error)) int {
+func (f *fakeSender) Name() string                     { return "fake" }
+func (f *fakeSender) Close() error                     { return nil }
+func (f *fakeSender) SetPeers([]peers.Peer)            {}
+func (f *fakeSender) PeerMACs() [][6]byte              { return nil }
+func (f *fakeSender) Unresolved() map[netip.Addr]error { return nil }
+func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	f.sent++
 	f.lastTo, f.lastMsg = to, *m
 	n := 0
-	for _, p := range to {
-		if p.Addr == f.fail {
-			onErr(p.Addr, io.ErrClosedPipe)
+	for i, p := range to {
+		if p.Has(f.fail) {
+			onErr(i, io.ErrClosedPipe)
 			continue
 		}
 		n++
@@ -61,8 +64,8 @@ func newRelay(t testing.TB, sender *fakeSender, dry bool) (*Relay, *metrics.Metr
 	var failed []netip.Addr
 	r := New(Config{Limits: ptb.DefaultLimits(), Engine: eng, Sender: sender, Metrics: m, DryRun: dry,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		SendError: func(p netip.Addr, _ error) { failed = append(failed, p) }})
-	set := peers.NewSet([]peers.Peer{{Addr: peerA}, {Addr: peerB}, {Addr: netip.MustParseAddr("fd00::2")}})
+		SendError: func(p peers.Peer, _ error) { failed = append(failed, p.Addr()) }})
+	set := peers.NewSet([]peers.Peer{peers.PeerAt(peerA), peers.PeerAt(peerB), peers.PeerAt(netip.MustParseAddr("fd00::2"))})
 	r.SetView(policy.NewView([]netip.Addr{self, vip}, [][6]byte{{2, 0, 0, 0, 0, 1}}, set, [][6]byte{{2, 0, 0, 0, 0, 2}}))
 	return r, m, &failed
 }
@@ -149,7 +152,7 @@ func BenchmarkHandle(b *testing.B) {
 			r, _, _ := newRelay(b, s, false)
 			eng, _ := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6, GlobalRate: 1e9, GlobalBurst: 1e6, MaxTracked: 1 << 16})
 			r.engine = eng
-			set := peers.NewSet([]peers.Peer{{Addr: peerA}, {Addr: peerB}, {Addr: netip.MustParseAddr("fd00::2")}, {Addr: netip.MustParseAddr("fd00::3")}})
+			set := peers.NewSet([]peers.Peer{peers.PeerAt(peerA), peers.PeerAt(peerB), peers.PeerAt(netip.MustParseAddr("fd00::2")), peers.PeerAt(netip.MustParseAddr("fd00::3"))})
 			r.SetView(policy.NewView([]netip.Addr{self}, nil, set, nil))
 			pkts := make([]*capture.Packet, 256)
 			for i := range pkts {
@@ -183,7 +186,7 @@ func BenchmarkParseAndDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			set := peers.NewSet([]peers.Peer{{Addr: peerA}, {Addr: peerB}, {Addr: netip.MustParseAddr("fd00::2")}, {Addr: netip.MustParseAddr("fd00::3")}})
+			set := peers.NewSet([]peers.Peer{peers.PeerAt(peerA), peers.PeerAt(peerB), peers.PeerAt(netip.MustParseAddr("fd00::2")), peers.PeerAt(netip.MustParseAddr("fd00::3"))})
 			view := policy.NewView([]netip.Addr{self}, nil, set, nil)
 			pkts := make([][]byte, 4096)
 			for i := range pkts {

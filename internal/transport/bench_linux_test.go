@@ -28,8 +28,8 @@ func BenchmarkSend(b *testing.B) {
 		mac := fmt.Sprintf("02:00:00:00:01:%02x", i)
 		run(b, "-n", n1.ns, "neigh", "add", a4.String(), "lladdr", mac, "dev", "eth0", "nud", "permanent")
 		run(b, "-n", n1.ns, "neigh", "add", a6.String(), "lladdr", mac, "dev", "eth0", "nud", "permanent")
-		to[4] = append(to[4], peers.Peer{Addr: a4})
-		to[6] = append(to[6], peers.Peer{Addr: a6})
+		to[4] = append(to[4], peers.PeerAt(a4))
+		to[6] = append(to[6], peers.PeerAt(a6))
 	}
 
 	var (
@@ -40,10 +40,10 @@ func BenchmarkSend(b *testing.B) {
 	)
 	in(b, n1.ns, func() error {
 		var err error
-		if l2, err = NewL2(L2Config{Iface: "eth0"}); err != nil {
+		if l2, err = NewL2(L2Config{Uplinks: []string{"eth0"}}); err != nil {
 			return err
 		}
-		if bc, err = NewBroadcast(BroadcastConfig{Iface: "eth0"}); err != nil {
+		if bc, err = NewBroadcast(BroadcastConfig{Uplinks: []string{"eth0"}}); err != nil {
 			return err
 		}
 		if rt, err = NewRouted(RoutedConfig{TTL: 1}); err != nil {
@@ -64,20 +64,10 @@ func BenchmarkSend(b *testing.B) {
 		batch func(n int) // sets the sendmmsg batch size
 	}
 	variants := []variant{
-		{"l2", l2, func(n int) { l2.b = newBatch(l2.b.rc, n) }},
+		{"l2", l2, func(n int) { setBatch(&l2.sendLoop, n) }},
 		{"broadcast", bc, nil},
-		{"routed", rt, func(n int) {
-			rt.v4.b = newBatch(rt.v4.b.rc, n)
-			if rt.v6 != nil {
-				rt.v6.b = newBatch(rt.v6.b.rc, n)
-			}
-		}},
-		{"tunnel", tu, func(n int) {
-			tu.v4.b = newBatch(tu.v4.b.rc, n)
-			if tu.v6 != nil {
-				tu.v6.b = newBatch(tu.v6.b.rc, n)
-			}
-		}},
+		{"routed", rt, func(n int) { setBatch(&rt.sendLoop, n) }},
+		{"tunnel", tu, func(n int) { setBatch(&tu.sendLoop, n) }},
 	}
 	for _, v := range variants {
 		for _, f := range []uint8{4, 6} {
@@ -92,7 +82,7 @@ func BenchmarkSend(b *testing.B) {
 					}
 					m := ptbMessage(f, netip.MustParseAddr(map[uint8]string{4: "198.51.100.250", 6: "2001:db8:1::250"}[f]), 6000, 1400)
 					fails := 0
-					onErr := func(netip.Addr, error) { fails++ }
+					onErr := func(int, error) { fails++ }
 					want := len(to[f])
 					if v.s == bc {
 						want = 1
@@ -112,6 +102,15 @@ func BenchmarkSend(b *testing.B) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// setBatch gives every socket of l a sendmmsg batch of n messages.
+func setBatch(l *sendLoop, n int) {
+	for _, s := range l.socks {
+		if s != nil {
+			s.b = newBatch(s.b.rc, n)
 		}
 	}
 }

@@ -4,10 +4,7 @@ package transport
 
 import (
 	"fmt"
-	"net/netip"
-	"sync"
 
-	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -17,30 +14,39 @@ import (
 
 // BroadcastConfig configures the l2 broadcast transport.
 type BroadcastConfig struct {
-	// Iface is the Ethernet interface shared with the peers.
-	Iface string
+	// Uplinks are the Ethernet interfaces shared with the peers.
+	Uplinks []string
 }
 
-// Broadcast relays the original IP packet, unchanged, once to the Ethernet
-// broadcast address ff:ff:ff:ff:ff:ff: one frame whatever the number of
-// peers, and no neighbour resolution. Every host on the segment receives
-// it, peers or not.
+// Broadcast relays the original IP packet, unchanged, once per uplink to the
+// Ethernet broadcast address ff:ff:ff:ff:ff:ff: one frame per uplink
+// whatever the number of peers, and no neighbour resolution. Every host on
+// the segments receives it, peers or not.
 //
 // Send is safe for concurrent use but serialised.
 type Broadcast struct {
-	mac  [6]byte
-	conn *packet.Conn
-
-	mu    sync.Mutex
-	b     *batch
-	hdr   [ethHeaderLen]byte
-	errno error
-	fail  func(int, error)
+	uplinks []uplink
+	targets []peers.Peer // one per uplink: what the send loop iterates
+	et      uint16
+	failed  error
+	fail    func(int, error)
+	stateless
+	sendLoop
 }
 
 var _ Sender = (*Broadcast)(nil)
 
-// NewBroadcast opens the broadcast transport on cfg.Iface, in the calling
+func init() {
+	register(Kind{
+		Name: "broadcast", Link: true, AnyFamily: true,
+		CopiesKnownBy: "sent to the L2 broadcast address",
+		Open: func(o Options) (Sender, error) {
+			return NewBroadcast(BroadcastConfig{Uplinks: o.Uplinks})
+		},
+	})
+}
+
+// NewBroadcast opens the broadcast transport on cfg.Uplinks, in the calling
 // thread's network namespace.
 func NewBroadcast(cfg BroadcastConfig) (*Broadcast, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -48,62 +54,48 @@ func NewBroadcast(cfg BroadcastConfig) (*Broadcast, error) {
 		return nil, fmt.Errorf("broadcast: netlink: %w", err)
 	}
 	defer h.Close()
-	_, mac, conn, err := openPacket(h, cfg.Iface)
+	ups, socks, err := openUplinks(h, cfg.Uplinks)
 	if err != nil {
 		return nil, fmt.Errorf("broadcast: %w", err)
 	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("broadcast: %w", err)
-	}
-	bc := &Broadcast{mac: mac, conn: conn, b: newBatch(rc, 1)}
-	bc.fail = bc.onFail
+	bc := &Broadcast{uplinks: ups, targets: make([]peers.Peer, len(ups))}
+	bc.fail = func(_ int, err error) { bc.failed = err }
+	bc.init(bc, socks...)
 	return bc, nil
 }
 
 // Name implements Sender.
 func (bc *Broadcast) Name() string { return "broadcast" }
 
-// Send implements Sender. It sends one frame if to holds at least one peer
-// of m's family and returns 1, else it sends nothing and returns 0. If the
-// frame cannot be sent, every peer of the family is reported.
-func (bc *Broadcast) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	et := etherTypeFor(m.Family)
-	n := 0
-	for _, p := range to {
-		if familyMatches(m.Family, p.Addr) {
-			n++
-		}
-	}
-	if n == 0 {
+// Send implements Sender. With at least one peer it sends one frame out of
+// each uplink and returns how many the kernel took; if one cannot be sent,
+// every peer is reported.
+func (bc *Broadcast) Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int {
+	if len(to) == 0 {
 		return 0
 	}
-	if et == 0 || len(m.Packet) == 0 {
-		reportFamily(onErr, m.Family, to, ErrBadMessage)
-		return 0
-	}
-	bc.mu.Lock()
-	defer bc.mu.Unlock()
-	putEthernet(bc.hdr[:], broadcastMAC, bc.mac, et)
-	bc.errno = nil
-	bc.b.add(bc.hdr[:], m.Packet, nil, 0)
-	sent := bc.b.flush(bc.fail)
-	if bc.errno != nil {
-		reportFamily(onErr, m.Family, to, bc.errno)
+	bc.failed = nil
+	sent := bc.send(m, bc.targets, bc.fail)
+	if bc.failed != nil {
+		reportAll(onErr, len(to), bc.failed)
 	}
 	return sent
 }
 
-func (bc *Broadcast) onFail(_ int, err error) { bc.errno = err }
-
-func reportFamily(onErr func(netip.Addr, error), f uint8, to []peers.Peer, err error) {
-	for _, p := range to {
-		if familyMatches(f, p.Addr) {
-			report(onErr, p.Addr, err)
-		}
+func (bc *Broadcast) begin(m *ptb.Message) error {
+	bc.et = etherTypeFor(m.Family)
+	if bc.et == 0 || len(m.Packet) == 0 {
+		return ErrBadMessage
 	}
+	return nil
 }
 
-// Close closes the socket.
-func (bc *Broadcast) Close() error { return bc.conn.Close() }
+func (bc *Broadcast) pick(_ *ptb.Message, i int, _ *peers.Peer) (target, error) {
+	return target{sock: i, mac: broadcastMAC}, nil
+}
+
+func (bc *Broadcast) frame(s *sock, i int, m *ptb.Message, t target) (head, body []byte) {
+	h := s.head(i)
+	putEthernet(h, t.mac, bc.uplinks[t.sock].mac, bc.et)
+	return h, m.Packet
+}

@@ -5,13 +5,11 @@ package transport
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -21,8 +19,9 @@ import (
 
 // L2Config configures the l2 unicast transport.
 type L2Config struct {
-	// Iface is the Ethernet interface shared with the peers.
-	Iface string
+	// Uplinks are the Ethernet interfaces shared with the peers. Each
+	// peer's copy leaves through the one its neighbour entry lives on.
+	Uplinks []string
 	// Logger receives neighbour-resolution events; nil discards them.
 	Logger *slog.Logger
 	// NeighborRefresh is how often the MAC cache is reloaded from the
@@ -31,8 +30,10 @@ type L2Config struct {
 }
 
 // L2 relays the original IP packet, unchanged, in an Ethernet frame unicast
-// to each peer's MAC address on one interface. The receiver's kernel sees the
-// router's packet exactly as if ECMP had delivered it there.
+// to each peer's MAC address. The receiver's kernel sees the router's packet
+// exactly as if ECMP had delivered it there. A peer is reached by its MAC
+// whatever the message's family, so a node known by its IPv4 address also
+// gets the IPv6 messages.
 //
 // MACs come from the kernel's neighbour table, cached and refreshed by a
 // background goroutine; a peer without a usable entry is reported as
@@ -41,31 +42,31 @@ type L2Config struct {
 //
 // Send is safe for concurrent use but serialised; it is built for one caller.
 type L2 struct {
-	ifindex int
-	mac     [6]byte
-	conn    *packet.Conn
-
-	mu     sync.Mutex // guards the send state below
-	b      *batch
-	hdr    []byte       // one Ethernet header per batch slot
-	slot   []netip.Addr // peer per batch slot, for error reports
-	onErr  func(netip.Addr, error)
-	failFn func(int, error)
+	uplinks []uplink
+	et      uint16 // EtherType of the message being sent
 
 	table atomic.Pointer[neighTable]
 	want  atomic.Pointer[[]netip.Addr] // the peers of the last SetPeers
 	nb    *neighbours
 
+	sendLoop
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var (
-	_ Sender    = (*L2)(nil)
-	_ MACSource = (*L2)(nil)
-)
+var _ Sender = (*L2)(nil)
 
-// NewL2 opens the l2 transport on cfg.Iface. Its sockets (AF_PACKET and
+func init() {
+	register(Kind{
+		Name: "l2", Link: true, AnyFamily: true,
+		CopiesKnownBy: "source MAC is a peer's",
+		Open: func(o Options) (Sender, error) {
+			return NewL2(L2Config{Uplinks: o.Uplinks, Logger: o.logger()})
+		},
+	})
+}
+
+// NewL2 opens the l2 transport on cfg.Uplinks. Its sockets (AF_PACKET and
 // netlink) are opened in the calling thread's network namespace and stay
 // there.
 func NewL2(cfg L2Config) (*L2, error) {
@@ -81,56 +82,20 @@ func NewL2(cfg L2Config) (*L2, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: netlink: %w", err)
 	}
-	ifindex, mac, conn, err := openPacket(h, cfg.Iface)
+	ups, socks, err := openUplinks(h, cfg.Uplinks)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("l2: %w", err)
 	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
-		h.Close()
-		return nil, fmt.Errorf("l2: %w", err)
-	}
-	l := &L2{
-		ifindex: ifindex,
-		mac:     mac,
-		conn:    conn,
-		b:       newBatch(rc, defaultBatch),
-		hdr:     make([]byte, defaultBatch*ethHeaderLen),
-		slot:    make([]netip.Addr, defaultBatch),
-	}
-	l.failFn = l.fail
+	l := &L2{uplinks: ups}
+	l.init(l, socks...)
 	l.table.Store(&neighTable{})
-	l.nb = startNeighbours(h, ifindex, cfg.Iface, refresh, log, &l.table)
+	links := make(map[int]string, len(ups))
+	for _, u := range ups {
+		links[u.ifindex] = u.name
+	}
+	l.nb = startNeighbours(h, links, refresh, log, &l.table)
 	return l, nil
-}
-
-// openPacket opens a send-only AF_PACKET socket bound to iface.
-//
-// It is bound with protocol 0: Linux registers no packet handler for such a
-// socket (packet(7): "If protocol is set to zero, no packets are
-// received"), so it never queues received traffic and needs no drop-all BPF
-// filter. SOCK_RAW lets us write the Ethernet header ourselves, so one
-// bound socket serves every destination MAC without a per-send sockaddr,
-// and Linux derives skb->protocol from our EtherType.
-func openPacket(h *netlink.Handle, iface string) (int, [6]byte, *packet.Conn, error) {
-	var mac [6]byte
-	link, err := h.LinkByName(iface)
-	if err != nil {
-		return 0, mac, nil, fmt.Errorf("interface %q: %w", iface, err)
-	}
-	attrs := link.Attrs()
-	if len(attrs.HardwareAddr) != 6 {
-		return 0, mac, nil, fmt.Errorf("interface %q has no Ethernet address", iface)
-	}
-	copy(mac[:], attrs.HardwareAddr)
-	ifi := &net.Interface{Index: attrs.Index, Name: attrs.Name, HardwareAddr: attrs.HardwareAddr, MTU: attrs.MTU}
-	conn, err := packet.Listen(ifi, packet.Raw, 0, nil)
-	if err != nil {
-		return 0, mac, nil, fmt.Errorf("AF_PACKET socket on %q: %w", iface, err)
-	}
-	return attrs.Index, mac, conn, nil
 }
 
 // Name implements Sender.
@@ -138,53 +103,46 @@ func (l *L2) Name() string { return "l2" }
 
 // Send implements Sender: one frame per peer with a known MAC, handed to the
 // kernel in batches with sendmmsg(2). It does not allocate.
-func (l *L2) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	et := etherTypeFor(m.Family)
-	if et == 0 || len(m.Packet) == 0 {
-		for _, p := range to {
-			report(onErr, p.Addr, ErrBadMessage)
-		}
-		return 0
-	}
-	t := l.table.Load()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.onErr = onErr
-	sent := 0
-	for _, p := range to {
-		if !familyMatches(m.Family, p.Addr) {
-			report(onErr, p.Addr, ErrFamily)
-			continue
-		}
-		e, ok := t.m[p.Addr]
-		if !ok || e.err != nil {
-			if !ok || e.err == ErrNoMAC {
-				l.nb.want(p.Addr)
-			}
-			if ok {
-				report(onErr, p.Addr, e.err)
-			} else {
-				report(onErr, p.Addr, ErrNoMAC)
-			}
-			continue
-		}
-		i := l.b.n
-		h := l.hdr[i*ethHeaderLen : (i+1)*ethHeaderLen]
-		putEthernet(h, e.mac, l.mac, et)
-		l.slot[i] = p.Addr
-		l.b.add(h, m.Packet, nil, 0)
-		if l.b.full() {
-			sent += l.b.flush(l.failFn)
-		}
-	}
-	if l.b.n > 0 {
-		sent += l.b.flush(l.failFn)
-	}
-	l.onErr = nil
-	return sent
+func (l *L2) Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int {
+	return l.send(m, to, onErr)
 }
 
-func (l *L2) fail(i int, err error) { report(l.onErr, l.slot[i], err) }
+func (l *L2) begin(m *ptb.Message) error {
+	l.et = etherTypeFor(m.Family)
+	if l.et == 0 || len(m.Packet) == 0 {
+		return ErrBadMessage
+	}
+	return nil
+}
+
+// pick finds the peer's MAC and the uplink its neighbour entry lives on,
+// resolved through the peer's first address (IPv4 if it has one): any of a
+// node's addresses names the same MAC.
+func (l *L2) pick(_ *ptb.Message, _ int, p *peers.Peer) (target, error) {
+	a := p.Addr()
+	e, ok := l.table.Load().m[a]
+	if !ok || e.err != nil {
+		if !ok || e.err == ErrNoMAC {
+			l.nb.want(a)
+		}
+		if ok {
+			return target{}, e.err
+		}
+		return target{}, ErrNoMAC
+	}
+	for k := range l.uplinks {
+		if l.uplinks[k].ifindex == e.ifindex {
+			return target{sock: k, mac: e.mac}, nil
+		}
+	}
+	return target{}, ErrNotOnLink
+}
+
+func (l *L2) frame(s *sock, i int, m *ptb.Message, t target) (head, body []byte) {
+	h := s.head(i)
+	putEthernet(h, t.mac, l.uplinks[t.sock].mac, l.et)
+	return h, m.Packet
+}
 
 // SetPeers tells l2 the current peer set so that it resolves their MACs
 // before the first relay and PeerMACs knows them from the start. Without it,
@@ -192,20 +150,18 @@ func (l *L2) fail(i int, err error) { report(l.onErr, l.slot[i], err) }
 func (l *L2) SetPeers(ps []peers.Peer) {
 	addrs := make([]netip.Addr, len(ps))
 	for i, p := range ps {
-		addrs[i] = p.Addr.Unmap()
+		addrs[i] = p.Addr()
 	}
 	l.want.Store(&addrs)
 	l.nb.setPeers(addrs)
 }
 
-// PeerMACs implements MACSource: the MAC addresses of the peers l2 knows,
+// PeerMACs implements Sender: the MAC addresses of the peers l2 knows,
 // and never those of other neighbours such as routers. The slice is shared
 // and must not be modified; it does not allocate.
 func (l *L2) PeerMACs() [][6]byte { return l.table.Load().macs }
 
 // Unresolved lists the tracked peers that have no usable MAC yet, with why.
-// The daemon keeps readiness red while any is left: until a peer's MAC is
-// known, its relayed copies cannot be told apart by their sender.
 // Peers given to SetPeers count even before the refresher first looked at them.
 func (l *L2) Unresolved() map[netip.Addr]error {
 	var out map[netip.Addr]error
@@ -238,20 +194,7 @@ func (l *L2) Unresolved() map[netip.Addr]error {
 func (l *L2) Close() error {
 	l.closeOnce.Do(func() {
 		l.nb.stop()
-		l.closeErr = l.conn.Close()
+		l.closeErr = l.sendLoop.Close()
 	})
 	return l.closeErr
-}
-
-func report(onErr func(netip.Addr, error), a netip.Addr, err error) {
-	if onErr != nil {
-		onErr(a, err)
-	}
-}
-
-func familyMatches(f uint8, a netip.Addr) bool {
-	if a.Is4() {
-		return f == 4
-	}
-	return f == 6 && a.Is6()
 }

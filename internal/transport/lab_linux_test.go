@@ -57,7 +57,11 @@ func (n labNode) addr(f uint8) netip.Addr {
 	return n.v6
 }
 
-func (n labNode) peer(f uint8) peers.Peer { return peers.Peer{Name: n.ns, Addr: n.addr(f)} }
+func (n labNode) peer(f uint8) peers.Peer {
+	p := peers.PeerAt(n.addr(f))
+	p.Name = n.ns
+	return p
+}
 
 type lab struct {
 	nodes [3]labNode

@@ -35,10 +35,12 @@ import (
 // Managed entries l2 created are deleted when their peer leaves the set and
 // on Close, so the kernel stops probing departed nodes.
 
-// neighEntry is what l2 knows about one peer: a MAC, or why there is none.
+// neighEntry is what l2 knows about one peer: a MAC and the uplink its
+// entry lives on, or why there is none.
 type neighEntry struct {
-	mac [6]byte
-	err error // nil: mac is usable
+	mac     [6]byte
+	ifindex int
+	err     error // nil: mac is usable
 }
 
 // neighTable is an immutable snapshot read by Send without locking.
@@ -56,11 +58,10 @@ const nudValid = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHAB
 const minResolveGap = time.Second
 
 type neighbours struct {
-	h       *netlink.Handle
-	ifindex int
-	iface   string
-	log     *slog.Logger
-	out     *atomic.Pointer[neighTable]
+	h     *netlink.Handle
+	links map[int]string // the uplinks: ifindex -> name
+	log   *slog.Logger
+	out   *atomic.Pointer[neighTable]
 
 	wantc chan netip.Addr // peers Send found missing; non-blocking
 	peerc chan struct{}   // SetPeers happened
@@ -73,18 +74,18 @@ type neighbours struct {
 	// Owned by run.
 	tracked map[netip.Addr]bool // peers whose MACs we keep
 	lastTry map[netip.Addr]time.Time
-	created map[netip.Addr]bool // managed entries we added
+	created map[netip.Addr]int // managed entries we added: on which ifindex
 }
 
-func startNeighbours(h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
+func startNeighbours(h *netlink.Handle, links map[int]string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
 	n := &neighbours{
-		h: h, ifindex: ifindex, iface: iface, log: log, out: out,
+		h: h, links: links, log: log, out: out,
 		wantc:   make(chan netip.Addr, 256),
 		peerc:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		tracked: map[netip.Addr]bool{},
 		lastTry: map[netip.Addr]time.Time{},
-		created: map[netip.Addr]bool{},
+		created: map[netip.Addr]int{},
 	}
 	n.wg.Add(1)
 	go n.run(every)
@@ -225,31 +226,21 @@ func (n *neighbours) resolved() bool {
 // resolve it also checks routes and triggers resolution for peers that
 // have no usable entry.
 func (n *neighbours) refresh(resolve bool) {
-	list, err := n.h.NeighList(n.ifindex, unix.AF_UNSPEC)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "iface", n.iface, "err", err)
+	kernel, err := n.kernelEntries()
+	if err != nil {
+		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "err", err)
 		return
-	}
-	kernel := make(map[netip.Addr][6]byte, len(list))
-	for _, e := range list {
-		a, ok := netip.AddrFromSlice(e.IP)
-		if !ok || len(e.HardwareAddr) != 6 || e.State&nudValid == 0 {
-			continue
-		}
-		var mac [6]byte
-		copy(mac[:], e.HardwareAddr)
-		kernel[a.Unmap()] = mac
 	}
 	old := n.out.Load()
 	t := &neighTable{m: make(map[netip.Addr]neighEntry, len(n.tracked))}
 	seen := map[[6]byte]bool{}
 	now := time.Now()
 	for a := range n.tracked {
-		if mac, ok := kernel[a]; ok {
-			t.m[a] = neighEntry{mac: mac}
-			if !seen[mac] {
-				seen[mac] = true
-				t.macs = append(t.macs, mac)
+		if e, ok := kernel[a]; ok {
+			t.m[a] = e
+			if !seen[e.mac] {
+				seen[e.mac] = true
+				t.macs = append(t.macs, e.mac)
 			}
 			continue
 		}
@@ -261,9 +252,10 @@ func (n *neighbours) refresh(resolve bool) {
 			}
 			continue
 		}
-		if err := n.onLink(a); err != nil {
+		link, err := n.onLink(a)
+		if err != nil {
 			if e, ok := old.m[a]; !ok || e.err == nil || e.err.Error() != err.Error() {
-				n.log.Warn("l2: peer cannot be reached on this interface", "peer", a, "iface", n.iface, "err", err)
+				n.log.Warn("l2: peer cannot be reached on an uplink", "peer", a, "err", err)
 			}
 			t.m[a] = neighEntry{err: err}
 			continue
@@ -271,43 +263,64 @@ func (n *neighbours) refresh(resolve bool) {
 		t.m[a] = neighEntry{err: ErrNoMAC}
 		if now.Sub(n.lastTry[a]) >= minResolveGap {
 			n.lastTry[a] = now
-			n.resolve(a)
+			n.resolve(a, link)
 		}
 	}
 	n.out.Store(t)
 }
 
-// onLink reports whether the kernel would send to a directly on our
-// interface, without a gateway: only then can an Ethernet frame reach it.
-func (n *neighbours) onLink(a netip.Addr) error {
+// kernelEntries reads the usable neighbour entries of every uplink (only
+// the uplinks': a node with many pods has a neighbour per veth).
+func (n *neighbours) kernelEntries() (map[netip.Addr]neighEntry, error) {
+	kernel := map[netip.Addr]neighEntry{}
+	for ifindex := range n.links {
+		list, err := n.h.NeighList(ifindex, unix.AF_UNSPEC)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, err
+		}
+		for _, e := range list {
+			a, ok := netip.AddrFromSlice(e.IP)
+			if !ok || len(e.HardwareAddr) != 6 || e.State&nudValid == 0 {
+				continue
+			}
+			kernel[a.Unmap()] = neighEntry{mac: [6]byte(e.HardwareAddr), ifindex: e.LinkIndex}
+		}
+	}
+	return kernel, nil
+}
+
+// onLink returns the uplink the kernel would send to a on directly, without
+// a gateway: only then can an Ethernet frame reach it.
+func (n *neighbours) onLink(a netip.Addr) (int, error) {
 	routes, err := n.h.RouteGet(a.AsSlice())
 	if err != nil {
-		return fmt.Errorf("%w: no route to %s: %v", ErrNotOnLink, a, err)
+		return 0, fmt.Errorf("%w: no route to %s: %v", ErrNotOnLink, a, err)
 	}
 	if len(routes) == 0 {
-		return fmt.Errorf("%w: no route to %s", ErrNotOnLink, a)
+		return 0, fmt.Errorf("%w: no route to %s", ErrNotOnLink, a)
 	}
 	r := routes[0]
 	if r.Gw != nil {
-		return fmt.Errorf("%w: %s is routed via gateway %s; l2 needs peers on the same link as %s (use the routed transport)", ErrNotOnLink, a, r.Gw, n.iface)
+		return 0, fmt.Errorf("%w: %s is routed via gateway %s; l2 needs peers on a link shared with an uplink (use the tunnel transport)", ErrNotOnLink, a, r.Gw)
 	}
-	if r.LinkIndex != n.ifindex {
+	if _, ok := n.links[r.LinkIndex]; !ok {
 		name := fmt.Sprintf("ifindex %d", r.LinkIndex)
 		if l, err := n.h.LinkByIndex(r.LinkIndex); err == nil {
 			name = l.Attrs().Name
 		}
-		return fmt.Errorf("%w: %s is reached via %s, not %s", ErrNotOnLink, a, name, n.iface)
+		return 0, fmt.Errorf("%w: %s is reached via %s, which is not an uplink", ErrNotOnLink, a, name)
 	}
-	return nil
+	return r.LinkIndex, nil
 }
 
-func (n *neighbours) resolve(a netip.Addr) {
+func (n *neighbours) resolve(a netip.Addr, ifindex int) {
+	iface := n.links[ifindex]
 	fam := unix.AF_INET
 	if a.Is6() {
 		fam = unix.AF_INET6
 	}
 	e := &netlink.Neigh{
-		LinkIndex: n.ifindex,
+		LinkIndex: ifindex,
 		Family:    fam,
 		State:     netlink.NUD_NONE,
 		IP:        a.AsSlice(),
@@ -316,26 +329,26 @@ func (n *neighbours) resolve(a netip.Addr) {
 	err := n.h.NeighSet(e)
 	if err == nil {
 		// A change to the host's state: said once per entry, at info.
-		if !n.created[a] {
-			n.log.Info("l2: added a managed neighbour entry to resolve a peer (removed when it leaves and on exit)", "peer", a, "iface", n.iface)
+		if _, ok := n.created[a]; !ok {
+			n.log.Info("l2: added a managed neighbour entry to resolve a peer (removed when it leaves and on exit)", "peer", a, "iface", iface)
 		}
-		n.created[a] = true
+		n.created[a] = ifindex
 		return
 	}
 	// Older kernels: a one-shot resolution.
 	e.FlagsExt = 0
 	e.Flags = netlink.NTF_USE
 	if err2 := n.h.NeighSet(e); err2 != nil {
-		n.log.Warn("l2: cannot trigger neighbour resolution", "peer", a, "iface", n.iface, "managed_err", err, "err", err2)
+		n.log.Warn("l2: cannot trigger neighbour resolution", "peer", a, "iface", iface, "managed_err", err, "err", err2)
 		return
 	}
-	n.log.Debug("l2: resolving peer with NTF_USE (managed entries unsupported)", "peer", a, "iface", n.iface, "managed_err", err)
+	n.log.Debug("l2: resolving peer with NTF_USE (managed entries unsupported)", "peer", a, "iface", iface, "managed_err", err)
 }
 
 // deleteCreated removes the managed entries we added for peers not in keep
 // (all of them when keep is nil).
 func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
-	for a := range n.created {
+	for a, ifindex := range n.created {
 		if keep[a] {
 			continue
 		}
@@ -343,11 +356,11 @@ func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
 		if a.Is6() {
 			fam = unix.AF_INET6
 		}
-		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: n.ifindex, Family: fam, IP: a.AsSlice()})
+		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: ifindex, Family: fam, IP: a.AsSlice()})
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			n.log.Debug("l2: deleting managed neighbour entry failed", "peer", a, "err", err)
 		} else {
-			n.log.Info("l2: removed the managed neighbour entry", "peer", a, "iface", n.iface)
+			n.log.Info("l2: removed the managed neighbour entry", "peer", a, "iface", n.links[ifindex])
 		}
 		delete(n.created, a)
 	}

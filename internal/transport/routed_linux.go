@@ -42,7 +42,10 @@ type RoutedConfig struct {
 type Routed struct {
 	ttl        uint8
 	src4, src6 netip.Addr
-	dualSock
+	v6         *sock
+	bodySum    uint32 // of the message being sent: the same for every peer
+	stateless
+	sendLoop
 }
 
 var _ Sender = (*Routed)(nil)
@@ -61,22 +64,37 @@ func NewRouted(cfg RoutedConfig) (*Routed, error) {
 		return nil, fmt.Errorf("routed: Source6 %s is not an IPv6 address", cfg.Source6)
 	}
 	r := &Routed{ttl: uint8(cfg.TTL), src4: cfg.Source4.Unmap(), src6: cfg.Source6}
-	r.init(func(m *ptb.Message) bool { return len(m.ICMP) >= 8 }, r.head)
-	if err := r.open(openRouted4, func() (*ipSock, error) { return openRouted6(cfg.TTL, cfg.Source6) }); err != nil {
+	v4, v6, err := openFamilies(func(family int) (*sock, error) {
+		if family == unix.AF_INET {
+			return openRouted4()
+		}
+		return openRouted6(cfg.TTL, cfg.Source6)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("routed: %w", err)
 	}
+	r.v6 = v6
+	r.init(r, v4, v6)
 	return r, nil
 }
 
-func openRouted4() (*ipSock, error) {
+func init() {
+	register(Kind{
+		Name:          "routed",
+		CopiesKnownBy: "source address is a peer's",
+		Open:          func(o Options) (Sender, error) { return NewRouted(RoutedConfig{TTL: o.TTL}) },
+	})
+}
+
+func openRouted4() (*sock, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", err)
 	}
-	return newIPSock(fd, unix.AF_INET, "routed4", ipv4HeaderLen, 0)
+	return newSock(fd, unix.AF_INET, "routed4", ipv4HeaderLen, 0)
 }
 
-func openRouted6(ttl int, src netip.Addr) (*ipSock, error) {
+func openRouted6(ttl int, src netip.Addr) (*sock, error) {
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", err)
@@ -101,34 +119,52 @@ func openRouted6(ttl int, src netip.Addr) (*ipSock, error) {
 			return nil, os.NewSyscallError(fmt.Sprintf("bind(%s)", src), err)
 		}
 	}
-	return newIPSock(fd, unix.AF_INET6, "routed6", icmpHeadLen, 0)
+	return newSock(fd, unix.AF_INET6, "routed6", icmpHeadLen, 0)
 }
 
 // Name implements Sender.
 func (r *Routed) Name() string { return "routed" }
 
-// Send implements Sender: one packet per peer, in sendmmsg(2) batches. It
-// does not allocate.
-func (r *Routed) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	var bodySum uint32
-	if m.Family == 6 && len(m.ICMP) >= 8 {
-		bodySum = icmp6BodySum(m.ICMP) // the same for every peer
-	}
-	return r.send(m, to, onErr, bodySum)
+// Send implements Sender: one packet per peer that has an address of m's
+// family (a re-addressed copy cannot change family; others get ErrFamily),
+// in sendmmsg(2) batches. It does not allocate.
+func (r *Routed) Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int {
+	return r.send(m, to, onErr)
 }
 
-// head builds slot i's header: IPv4, a new IP header before the unchanged
+func (r *Routed) begin(m *ptb.Message) error {
+	if len(m.ICMP) < 8 {
+		return ErrBadMessage
+	}
+	if m.Family == 6 {
+		if r.v6 == nil {
+			return ErrFamily
+		}
+		r.bodySum = icmp6BodySum(m.ICMP)
+	}
+	return nil
+}
+
+func (r *Routed) pick(m *ptb.Message, _ int, p *peers.Peer) (target, error) {
+	a := p.AddrOf(m.Family)
+	if !a.IsValid() {
+		return target{}, ErrFamily
+	}
+	si, err := familySock(a, r.v6)
+	return target{sock: si, addr: a}, err
+}
+
+// frame builds slot i's header: IPv4, a new IP header before the unchanged
 // ICMP message; IPv6, the ICMPv6 type, code and checksum for the new
 // pseudo-header before the rest of the message.
-func (r *Routed) head(s *ipSock, i int, m *ptb.Message, peer netip.Addr, bodySum uint32) (head, body []byte) {
+func (r *Routed) frame(s *sock, i int, m *ptb.Message, t target) (head, body []byte) {
+	h := s.head(i)
 	if m.Family == 4 {
-		h := s.hdr[i*ipv4HeaderLen : (i+1)*ipv4HeaderLen]
-		putIPv4Header(h, r.src4, peer, r.ttl, len(m.ICMP))
+		putIPv4Header(h, r.src4, t.addr, r.ttl, len(m.ICMP))
 		return h, m.ICMP
 	}
-	h := s.hdr[i*icmpHeadLen : (i+1)*icmpHeadLen]
 	if r.src6.IsValid() {
-		putICMPv6Head(h, m.ICMP, r.src6, peer, bodySum)
+		putICMPv6Head(h, m.ICMP, r.src6, t.addr, r.bodySum)
 	} else {
 		// Source unknown until the kernel routes it; it fills in the
 		// checksum (see Routed).

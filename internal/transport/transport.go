@@ -1,9 +1,15 @@
 // Package transport delivers a validated PTB message to peers. Each
-// implementation keeps one long-lived socket and never opens one per packet.
+// transport keeps long-lived sockets and never opens one per packet; all of
+// them share one batched send loop (sendloop_linux.go) and differ only in
+// how they frame a peer's copy:
 //
 //   - l2:        the original IP packet, unchanged, unicast to each peer's MAC
-//   - broadcast: the original IP packet once, to ff:ff:ff:ff:ff:ff
+//   - broadcast: the original IP packet once per uplink, to ff:ff:ff:ff:ff:ff
 //   - routed:    the ICMP message in a new IP header from us to each peer
+//   - tunnel:    the original IP packet in a UDP datagram to each peer
+//
+// A transport is one file plus one Kind registered in kinds.go: the Kind
+// says what it needs from the daemon and how its copies are recognised.
 package transport
 
 import (
@@ -17,16 +23,38 @@ import (
 type Sender interface {
 	// Name is the transport's name as used by --transport and in metrics.
 	Name() string
-	// Send relays m to the peers in to (all of m's family). It returns the
-	// number of frames handed to the kernel and reports each peer it could
-	// not send to through onErr (which may be nil). It must not retain m.
-	Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int
-	// Close releases the socket(s).
+	// Send relays m to the peers in to. It returns the number of frames
+	// handed to the kernel and reports each peer it could not send to
+	// through onErr, by index into to (onErr may be nil). It must not
+	// retain m or to.
+	Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int
+	// SetPeers tells the transport the current peers ahead of Send, so it
+	// can prepare per-peer state (l2: resolve MACs). The slice is copied.
+	SetPeers(ps []peers.Peer)
+	// PeerMACs lists the MACs peers' copies are sent from (l2), so the
+	// loop guard recognises them; nil for transports that do not know.
+	PeerMACs() [][6]byte
+	// Unresolved lists peers the transport cannot reach yet, with why.
+	Unresolved() map[netip.Addr]error
+	// Close releases the sockets.
 	Close() error
 }
 
-// MACSource is implemented by transports that know peers' MAC addresses
-// (l2). The policy uses them to recognise a relayed copy by its sender.
-type MACSource interface {
-	PeerMACs() [][6]byte
+// stateless is embedded by transports that keep no per-peer state.
+type stateless struct{}
+
+func (stateless) SetPeers([]peers.Peer)            {}
+func (stateless) PeerMACs() [][6]byte              { return nil }
+func (stateless) Unresolved() map[netip.Addr]error { return nil }
+
+func report(onErr func(int, error), i int, err error) {
+	if onErr != nil {
+		onErr(i, err)
+	}
+}
+
+func reportAll(onErr func(int, error), n int, err error) {
+	for i := 0; i < n; i++ {
+		report(onErr, i, err)
+	}
 }

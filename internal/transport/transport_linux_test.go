@@ -26,6 +26,12 @@ type errLog struct {
 	errs map[netip.Addr]error
 }
 
+// on returns an onErr for a Send to to: it records each error under the
+// peer's address.
+func (e *errLog) on(to []peers.Peer) func(int, error) {
+	return func(i int, err error) { e.add(to[i].Addr(), err) }
+}
+
 func (e *errLog) add(a netip.Addr, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -47,7 +53,7 @@ func sendUntil(t *testing.T, s Sender, m *ptb.Message, to []peers.Peer, want int
 	t.Helper()
 	got := 0
 	for i := 0; i < 60; i++ {
-		if got = s.Send(m, to, el.add); got >= want {
+		if got = s.Send(m, to, el.on(to)); got >= want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -72,10 +78,10 @@ func TestTransportsInNamespaces(t *testing.T) {
 	const ttl = 7
 	in(t, n1.ns, func() error {
 		var err error
-		if l2, err = NewL2(L2Config{Iface: "eth0", NeighborRefresh: time.Second}); err != nil {
+		if l2, err = NewL2(L2Config{Uplinks: []string{"eth0"}, NeighborRefresh: time.Second}); err != nil {
 			return err
 		}
-		if bc, err = NewBroadcast(BroadcastConfig{Iface: "eth0"}); err != nil {
+		if bc, err = NewBroadcast(BroadcastConfig{Uplinks: []string{"eth0"}}); err != nil {
 			return err
 		}
 		if rt, err = NewRouted(RoutedConfig{TTL: ttl}); err != nil {
@@ -221,7 +227,7 @@ func TestL2UnreachablePeers(t *testing.T) {
 	var l2 *L2
 	in(t, n1.ns, func() error {
 		var err error
-		l2, err = NewL2(L2Config{Iface: "eth0", NeighborRefresh: time.Second})
+		l2, err = NewL2(L2Config{Uplinks: []string{"eth0"}, NeighborRefresh: time.Second})
 		return err
 	})
 	t.Cleanup(func() { l2.Close() })
@@ -234,7 +240,7 @@ func TestL2UnreachablePeers(t *testing.T) {
 			if f == 6 {
 				ghost, remote = netip.MustParseAddr("fd77::9"), netip.MustParseAddr("fd88::1")
 			}
-			to := []peers.Peer{n2.peer(f), n3.peer(f), {Addr: ghost}, {Addr: remote}}
+			to := []peers.Peer{n2.peer(f), n3.peer(f), peers.PeerAt(ghost), peers.PeerAt(remote)}
 			m := ptbMessage(f, netip.MustParseAddr(map[uint8]string{4: "198.51.100.200", 6: "2001:db8:1::200"}[f]), 5000, 1400)
 			el := &errLog{}
 			sendUntil(t, l2, m, to, 2, el)
@@ -244,7 +250,7 @@ func TestL2UnreachablePeers(t *testing.T) {
 				}
 			}
 			el = &errLog{}
-			if n := l2.Send(m, to, el.add); n != 2 {
+			if n := l2.Send(m, to, el.on(to)); n != 2 {
 				t.Fatalf("Send = %d, want 2", n)
 			}
 			if err := el.get(ghost); !errors.Is(err, ErrNoMAC) {
@@ -256,8 +262,8 @@ func TestL2UnreachablePeers(t *testing.T) {
 				t.Logf("reported: %v", err)
 			}
 			for _, p := range to[:2] {
-				if err := el.get(p.Addr); err != nil {
-					t.Errorf("reachable peer %s reported: %v", p.Addr, err)
+				if err := el.get(p.Addr()); err != nil {
+					t.Errorf("reachable peer %s reported: %v", p.Addr(), err)
 				}
 			}
 		})
@@ -304,11 +310,11 @@ func TestSendDoesNotAllocate(t *testing.T) {
 	n1, n2, n3 := l.nodes[0], l.nodes[1], l.nodes[2]
 	var ss []Sender
 	in(t, n1.ns, func() error {
-		l2, err := NewL2(L2Config{Iface: "eth0"})
+		l2, err := NewL2(L2Config{Uplinks: []string{"eth0"}})
 		if err != nil {
 			return err
 		}
-		bc, err := NewBroadcast(BroadcastConfig{Iface: "eth0"})
+		bc, err := NewBroadcast(BroadcastConfig{Uplinks: []string{"eth0"}})
 		if err != nil {
 			return err
 		}
@@ -337,7 +343,7 @@ func TestSendDoesNotAllocate(t *testing.T) {
 				want = 1
 			}
 			sendUntil(t, s, m, to, want, &errLog{})
-			onErr := func(a netip.Addr, err error) { t.Errorf("%s: %s: %v", s.Name(), a, err) }
+			onErr := func(i int, err error) { t.Errorf("%s: %s: %v", s.Name(), to[i].Addr(), err) }
 			if a := testing.AllocsPerRun(200, func() { s.Send(m, to, onErr) }); a != 0 {
 				t.Errorf("%s v%d: %v allocations per Send", s.Name(), f, a)
 			}
@@ -363,7 +369,7 @@ func TestBroadcastVersusDropUnicastInL2Multicast(t *testing.T) {
 	var bc *Broadcast
 	in(t, n1.ns, func() error {
 		var err error
-		bc, err = NewBroadcast(BroadcastConfig{Iface: "eth0"})
+		bc, err = NewBroadcast(BroadcastConfig{Uplinks: []string{"eth0"}})
 		return err
 	})
 	t.Cleanup(func() { bc.Close() })

@@ -4,7 +4,6 @@ package transport
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +23,8 @@ type TunnelConfig struct {
 // into its own stack through a TUN device (package inject), so the packet
 // reaches the peer's kernel with its original outer destination, the VIP:
 // conntrack relates it to a DNATed flow, which a re-addressed copy (routed)
-// never is. It crosses routed fabrics like any UDP.
+// never is. It crosses routed fabrics like any UDP, and carries either
+// family to a peer known by one address (an IPv6 PTB in IPv4 UDP).
 //
 // One unbound UDP socket per family; the kernel picks the source address,
 // which must be the address peers know this node by (they accept datagrams
@@ -34,14 +34,26 @@ type TunnelConfig struct {
 // Send is safe for concurrent use but serialised.
 type Tunnel struct {
 	port uint16
-	dualSock
+	v6   *sock
+	stateless
+	sendLoop
 }
 
 var _ Sender = (*Tunnel)(nil)
 
+func init() {
+	register(Kind{
+		Name:          "tunnel",
+		AnyFamily:     true,
+		Receiver:      true,
+		CopiesKnownBy: "arrived on the tunnel device",
+		Open:          func(o Options) (Sender, error) { return NewTunnel(TunnelConfig{Port: o.TunnelPort}) },
+	})
+}
+
 // NewTunnel opens one UDP socket per family in the calling thread's network
-// namespace. If the kernel has no IPv6, IPv6 messages are reported as
-// ErrFamily instead of failing the constructor.
+// namespace. If the kernel has no IPv6, peers known only by IPv6 are
+// reported as ErrFamily instead of failing the constructor.
 func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultTunnelPort
@@ -50,16 +62,16 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 		return nil, fmt.Errorf("tunnel: port %d out of range 1..65535", cfg.Port)
 	}
 	t := &Tunnel{port: uint16(cfg.Port)}
-	t.init(func(m *ptb.Message) bool { return len(m.Packet) > 0 }, t.head)
-	err := t.open(func() (*ipSock, error) { return openTunnel(unix.AF_INET, t.port) },
-		func() (*ipSock, error) { return openTunnel(unix.AF_INET6, t.port) })
+	v4, v6, err := openFamilies(func(family int) (*sock, error) { return openTunnel(family, t.port) })
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}
+	t.v6 = v6
+	t.init(t, v4, v6)
 	return t, nil
 }
 
-func openTunnel(family int, port uint16) (*ipSock, error) {
+func openTunnel(family int, port uint16) (*sock, error) {
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(SOCK_DGRAM)", err)
@@ -75,20 +87,7 @@ func openTunnel(family int, port uint16) (*ipSock, error) {
 	if family == unix.AF_INET6 {
 		name = "tunnel6"
 	}
-	s, err := newIPSock(fd, family, name, TunnelHeaderLen, port)
-	if err != nil {
-		return nil, err
-	}
-	// The header is the same for every peer of the family: write it into
-	// every slot once.
-	f := uint8(4)
-	if family == unix.AF_INET6 {
-		f = 6
-	}
-	for i := 0; i < len(s.hdr); i += TunnelHeaderLen {
-		PutTunnelHeader(s.hdr[i:i+TunnelHeaderLen], f)
-	}
-	return s, nil
+	return newSock(fd, family, name, TunnelHeaderLen, port)
 }
 
 // Name implements Sender.
@@ -96,10 +95,30 @@ func (t *Tunnel) Name() string { return "tunnel" }
 
 // Send implements Sender: one datagram per peer, header then m.Packet
 // (never copied), in sendmmsg(2) batches. It does not allocate.
-func (t *Tunnel) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
-	return t.send(m, to, onErr, 0)
+func (t *Tunnel) Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int {
+	return t.send(m, to, onErr)
 }
 
-func (t *Tunnel) head(s *ipSock, i int, m *ptb.Message, _ netip.Addr, _ uint32) (head, body []byte) {
-	return s.hdr[i*TunnelHeaderLen : (i+1)*TunnelHeaderLen], m.Packet
+func (t *Tunnel) begin(m *ptb.Message) error {
+	if len(m.Packet) == 0 || (m.Family != 4 && m.Family != 6) {
+		return ErrBadMessage
+	}
+	return nil
+}
+
+// pick sends to the peer's address of the message's family when it has
+// one, else to its other address: the datagram carries either family.
+func (t *Tunnel) pick(m *ptb.Message, _ int, p *peers.Peer) (target, error) {
+	a := p.AddrOf(m.Family)
+	if !a.IsValid() {
+		a = p.Addr()
+	}
+	si, err := familySock(a, t.v6)
+	return target{sock: si, addr: a}, err
+}
+
+func (t *Tunnel) frame(s *sock, i int, m *ptb.Message, _ target) (head, body []byte) {
+	h := s.head(i)
+	PutTunnelHeader(h, m.Family)
+	return h, m.Packet
 }

@@ -276,7 +276,7 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				"transport":         c.Transport == "tunnel",
 				"tunnel":            c.TunnelPort == 31042 && c.TunnelDevice == "pmtud9",
 				"capture":           c.CaptureBurst == 50 && c.CaptureSourceRate == 300 && c.CaptureBuffer == 8<<20,
-				"iface":             c.Iface == "eth1",
+				"iface":             slices.Equal(c.Ifaces, []string{"eth1"}),
 				"ttl":               c.TTL == 1,
 				"nflog-group":       c.NFLOGGroup == 34,
 				"firewall":          c.Firewall == "none",

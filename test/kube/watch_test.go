@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -105,8 +106,13 @@ func watchPeers(t *testing.T, c kube.NodeClient, cfg kube.Config) (*peers.Regist
 func peerStrings(s *peers.Set) []string {
 	var out []string
 	for _, p := range s.All() {
-		out = append(out, p.Addr.String()+" "+p.Name)
+		for _, a := range []netip.Addr{p.V4, p.V6} {
+			if a.IsValid() {
+				out = append(out, a.String()+" "+p.Name)
+			}
+		}
 	}
+	slices.Sort(out)
 	return out
 }
 

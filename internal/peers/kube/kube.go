@@ -232,8 +232,9 @@ func (w *Watcher) poke() {
 	}
 }
 
-// peersFrom turns cached nodes into peers sorted by address then name, so
-// two lists compare equal exactly when they hold the same peers.
+// peersFrom turns cached nodes into peers, one per node with its address of
+// each family, sorted by name, so two lists compare equal exactly when they
+// hold the same peers.
 func (w *Watcher) peersFrom(objs []any) []peers.Peer {
 	list := make([]peers.Peer, 0, len(objs))
 	for _, obj := range objs {
@@ -241,16 +242,19 @@ func (w *Watcher) peersFrom(objs []any) []peers.Peer {
 		if !ok || n.name == w.cfg.NodeName {
 			continue
 		}
+		p := peers.Peer{Name: n.name}
 		for _, a := range n.addrs {
-			list = append(list, peers.Peer{Name: n.name, Addr: a})
+			if a.Is4() && !p.V4.IsValid() {
+				p.V4 = a
+			} else if a.Is6() && !p.V6.IsValid() {
+				p.V6 = a
+			}
+		}
+		if p.V4.IsValid() || p.V6.IsValid() {
+			list = append(list, p)
 		}
 	}
-	slices.SortFunc(list, func(a, b peers.Peer) int {
-		if c := a.Addr.Compare(b.Addr); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+	slices.SortFunc(list, func(a, b peers.Peer) int { return strings.Compare(a.Name, b.Name) })
 	return list
 }
 

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -96,9 +97,9 @@ func TestPeersFrom(t *testing.T) {
 	}
 	var got []string
 	for _, p := range w.peersFrom(objs) {
-		got = append(got, p.Addr.String()+" "+p.Name)
+		got = append(got, p.V4.String()+" "+p.V6.String()+" "+p.Name)
 	}
-	if want := []string{"10.0.0.2 a", "10.0.0.3 b", "fd00::3 b"}; !slices.Equal(got, want) {
+	if want := []string{"10.0.0.2 invalid IP a", "10.0.0.3 fd00::3 b"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -137,8 +138,13 @@ func (r *recorder) waitFor(t *testing.T, want ...string) {
 		var got []string
 		if n := len(r.lists); n > 0 {
 			for _, p := range r.lists[n-1] {
-				got = append(got, p.Addr.String()+" "+p.Name)
+				for _, a := range []netip.Addr{p.V4, p.V6} {
+					if a.IsValid() {
+						got = append(got, a.String()+" "+p.Name)
+					}
+				}
 			}
+			slices.Sort(got)
 		}
 		r.mu.Unlock()
 		if slices.Equal(got, want) {
