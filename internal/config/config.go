@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 )
 
@@ -25,7 +26,7 @@ const (
 
 // Config is everything the daemon needs to know at start.
 type Config struct {
-	Peers          []netip.Addr
+	Peers          []peers.Peer // static peers: one per address, merged by name
 	Ifaces         []string // empty: every interface of the default routes, followed
 	NodeName       string
 	NFLOGGroup     uint16
@@ -80,7 +81,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	// Errors come back as one line; the full usage only on -help.
 	fs.SetOutput(io.Discard)
 
-	fs.Func("peers", "comma-separated peer node addresses (IPv4 and/or IPv6) to relay to", addrList(&c.Peers))
+	fs.Func("peers", "comma-separated peer node addresses (IPv4 and/or IPv6) to relay to; NAME=ADDR names the node, and addresses under one name are one node (one frame per message), e.g. node2=10.0.0.2,node2=fd00::2", peerList(&c.Peers))
 	fs.Func("iface", "comma-separated uplink interfaces where PTBs arrive and l2/broadcast relays leave (empty: every interface of the IPv4 and IPv6 default routes, every multipath nexthop, followed as routes change)", nameList(&c.Ifaces))
 	fs.StringVar(&c.NodeName, "nodename", "", "this node's name (Kubernetes: from the downward API); its own Node object is not a peer")
 	group := fs.Uint("nflog-group", 33, "NFLOG group the firewall rule logs to (0-65535)")
@@ -224,15 +225,24 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func addrList(dst *[]netip.Addr) func(string) error {
+// peerList parses ADDR or NAME=ADDR entries.
+func peerList(dst *[]peers.Peer) func(string) error {
 	return func(s string) error {
 		*dst = nil
 		for _, f := range splitList(s) {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return fmt.Errorf("%q is not an IP address", f)
+			name, addr, named := strings.Cut(f, "=")
+			if !named {
+				name, addr = "", f
 			}
-			*dst = append(*dst, a.Unmap())
+			a, err := netip.ParseAddr(strings.TrimSpace(addr))
+			if err != nil || (named && strings.TrimSpace(name) == "") {
+				return fmt.Errorf("%q is not an IP address or NAME=ADDRESS", f)
+			}
+			p := peers.PeerAt(a)
+			if named {
+				p.Name = strings.TrimSpace(name)
+			}
+			*dst = append(*dst, p)
 		}
 		return nil
 	}

@@ -13,6 +13,21 @@ func parse(t *testing.T, env map[string]string, args ...string) (Config, error) 
 	return Parse(args, func(k string) string { return env[k] }, io.Discard)
 }
 
+func TestNamedPeers(t *testing.T) {
+	c, err := parse(t, nil, "--peers", "node2=10.0.0.2, node2=fd00::2,10.0.0.3")
+	if err != nil || len(c.Peers) != 3 {
+		t.Fatalf("peers = %+v, %v", c.Peers, err)
+	}
+	if c.Peers[0].Name != "node2" || c.Peers[1].Name != "node2" || c.Peers[2].Name != "10.0.0.3" {
+		t.Fatalf("names = %q %q %q", c.Peers[0].Name, c.Peers[1].Name, c.Peers[2].Name)
+	}
+	for _, bad := range []string{"=10.0.0.2", "node2=", "node2=nope"} {
+		if _, err := parse(t, nil, "--peers", bad); err == nil {
+			t.Errorf("--peers %q accepted", bad)
+		}
+	}
+}
+
 func TestIfaceList(t *testing.T) {
 	c, err := parse(t, nil, "--iface", "eth0, eth1")
 	if err != nil || !slices.Equal(c.Ifaces, []string{"eth0", "eth1"}) {
@@ -43,7 +58,7 @@ func TestSeedOptionsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("fd00::3")}
-	if len(c.Peers) != 3 || c.Peers[0] != want[0] || c.Peers[2] != want[2] {
+	if len(c.Peers) != 3 || c.Peers[0].Addr() != want[0] || c.Peers[2].Addr() != want[2] {
 		t.Fatalf("peers = %v", c.Peers)
 	}
 	if !slices.Equal(c.Ifaces, []string{"eth1"}) || c.NodeName != "n1" || c.NFLOGGroup != 7 || c.MetricsPort != 9100 || c.TTL != 2 {

@@ -213,11 +213,7 @@ func (d *daemon) buildFirewall() error {
 
 func (d *daemon) buildPeers() error {
 	if len(d.cfg.Peers) > 0 {
-		static := make([]peers.Peer, len(d.cfg.Peers))
-		for i, a := range d.cfg.Peers {
-			static[i] = peers.PeerAt(a)
-		}
-		d.registry.Update("static", static)
+		d.registry.Update("static", d.cfg.Peers)
 	}
 	watch, err := kubernetesWatch(d.cfg, d.registry, d.m, d.checks, d.log)
 	if err != nil || watch == nil {

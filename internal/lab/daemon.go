@@ -93,8 +93,9 @@ func (l *Lab) DaemonArgs(i int, c DaemonConfig) []string {
 		fw = "nftables"
 	}
 	var peers []string
-	for _, p := range l.Peers(i) {
-		peers = append(peers, p.String())
+	for j, p := range l.Peers(i) {
+		// Named, so a node's two addresses are one peer.
+		peers = append(peers, NodeName(l.peerIndex(i, j))+"="+p.String())
 	}
 	args := []string{
 		"--iface", ifUplink,

@@ -521,6 +521,15 @@ func VIP(f Family) netip.Addr { return planFor(f).vip }
 // ClientAddr returns the client's i-th address of the family.
 func ClientAddr(f Family, i int) netip.Addr { return planFor(f).clients[i] }
 
+// peerIndex is the node that the j-th address of Peers(self) belongs to.
+func (l *Lab) peerIndex(self, j int) int {
+	i := j % (len(l.Nodes) - 1)
+	if i >= self {
+		i++
+	}
+	return i
+}
+
 // Peers returns the addresses of every node but self on the lab's fabric,
 // both families (the --peers of node self).
 func (l *Lab) Peers(self int) []netip.Addr {

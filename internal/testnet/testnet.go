@@ -181,7 +181,8 @@ func (s *Segment) PeersOf(i int) string {
 	var ps []string
 	for j := range s.Nodes {
 		if j != i {
-			ps = append(ps, s.V4[j], s.V6[j])
+			// Named, so both addresses are one node: one frame per message.
+			ps = append(ps, s.Nodes[j]+"="+s.V4[j], s.Nodes[j]+"="+s.V6[j])
 		}
 	}
 	return strings.Join(ps, ",")
