@@ -27,7 +27,7 @@ const (
 // Config is everything the daemon needs to know at start.
 type Config struct {
 	Peers          []peers.Peer // static peers: one per address, merged by name
-	Ifaces         []string // empty: every interface of the default routes, followed
+	Ifaces         []string     // empty: every interface of the default routes, followed
 	NodeName       string
 	NFLOGGroup     uint16
 	MetricsAddress string

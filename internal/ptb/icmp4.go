@@ -1,6 +1,8 @@
 package ptb
 
 import (
+	"github.com/go-pmtud/go-pmtud/internal/checksum"
+
 	"encoding/binary"
 
 	"github.com/go-pmtud/go-pmtud/internal/drop"
@@ -14,7 +16,7 @@ func parseICMP4(icmp []byte, lim *Limits, m *Message) drop.Reason {
 		return drop.Truncated
 	}
 	// Checksum first: a corrupted type byte is corruption, not another type.
-	if Checksum(icmp, 0) != 0 {
+	if checksum.Checksum(icmp, 0) != 0 {
 		return drop.BadChecksum
 	}
 	if icmp[0] != 3 || icmp[1] != 4 {

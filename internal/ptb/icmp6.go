@@ -1,6 +1,8 @@
 package ptb
 
 import (
+	"github.com/go-pmtud/go-pmtud/internal/checksum"
+
 	"encoding/binary"
 
 	"github.com/go-pmtud/go-pmtud/internal/drop"
@@ -18,7 +20,7 @@ func parseICMP6(icmp []byte, lim *Limits, m *Message) drop.Reason {
 	if len(icmp) < 8 {
 		return drop.Truncated
 	}
-	if ICMPv6Checksum(m.Src, m.Dst, icmp) != 0 {
+	if checksum.ICMPv6(m.Src, m.Dst, icmp) != 0 {
 		return drop.BadChecksum
 	}
 	if icmp[0] != 2 || icmp[1] != 0 {

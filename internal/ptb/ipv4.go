@@ -1,6 +1,8 @@
 package ptb
 
 import (
+	"github.com/go-pmtud/go-pmtud/internal/checksum"
+
 	"encoding/binary"
 	"net/netip"
 
@@ -25,7 +27,7 @@ func parse4(pkt []byte, lim *Limits, m *Message) drop.Reason {
 	if total < ihl || total > len(pkt) {
 		return drop.BadIPHeader
 	}
-	if Checksum(pkt[:ihl], 0) != 0 || !options4OK(pkt[20:ihl]) {
+	if checksum.Checksum(pkt[:ihl], 0) != 0 || !options4OK(pkt[20:ihl]) {
 		return drop.BadIPHeader
 	}
 	pkt = pkt[:total] // drop link-layer padding

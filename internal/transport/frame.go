@@ -3,6 +3,8 @@ package transport
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/go-pmtud/go-pmtud/internal/checksum"
 )
 
 // Frame and header building. Everything here is pure (no syscalls) and
@@ -65,68 +67,27 @@ func putIPv4Header(b []byte, src, dst netip.Addr, ttl uint8, payloadLen int) {
 	d4 := dst.Unmap().As4()
 	copy(b[12:16], s4[:])
 	copy(b[16:20], d4[:])
-	binary.BigEndian.PutUint16(b[10:12], fold(sum16(b[:ipv4HeaderLen], 0)))
+	binary.BigEndian.PutUint16(b[10:12], checksum.Checksum(b[:ipv4HeaderLen], 0))
 }
 
 // icmp6BodySum is the partial one's-complement sum of an ICMPv6 message's
 // bytes after the checksum field (msg[4:]). It does not depend on the
 // addresses, so Send computes it once per message, not once per peer.
-func icmp6BodySum(msg []byte) uint32 {
+func icmp6BodySum(msg []byte) uint64 {
 	if len(msg) <= icmpHeadLen {
 		return 0
 	}
-	return sum16(msg[icmpHeadLen:], 0)
+	return checksum.Partial(msg[icmpHeadLen:], 0)
 }
 
 // putICMPv6Head writes the first 4 bytes of msg (type, code, checksum) into
 // b, with the checksum recomputed for the pseudo-header (RFC 8200 section 8.1,
 // RFC 4443 section 2.3) of a copy sent from src to dst. bodySum is
 // icmp6BodySum(msg).
-func putICMPv6Head(b []byte, msg []byte, src, dst netip.Addr, bodySum uint32) {
+func putICMPv6Head(b []byte, msg []byte, src, dst netip.Addr, bodySum uint64) {
 	_ = b[icmpHeadLen-1]
 	b[0], b[1] = msg[0], msg[1]
 	b[2], b[3] = 0, 0
-	sum := pseudo6(src, dst, uint32(len(msg)), 58) + bodySum
-	sum = sum16(b[:icmpHeadLen], sum)
-	binary.BigEndian.PutUint16(b[2:4], fold(sum))
-}
-
-// pseudo6 is the partial sum of the IPv6 pseudo-header (RFC 8200 section 8.1).
-func pseudo6(src, dst netip.Addr, length uint32, next uint8) uint32 {
-	s16, d16 := src.As16(), dst.As16()
-	var sum uint32
-	for i := 0; i < 16; i += 2 {
-		sum += uint32(s16[i])<<8 | uint32(s16[i+1])
-		sum += uint32(d16[i])<<8 | uint32(d16[i+1])
-	}
-	sum += length>>16 + length&0xffff
-	sum += uint32(next)
-	return sum
-}
-
-// sum16 adds b to sum as big-endian 16-bit words (RFC 1071). An odd final
-// byte is padded with zero, so only the last piece of a message may be odd.
-// The result is not folded; it cannot overflow for any IP packet length.
-func sum16(b []byte, sum uint32) uint32 {
-	for len(b) >= 8 {
-		sum += uint32(binary.BigEndian.Uint16(b[0:])) + uint32(binary.BigEndian.Uint16(b[2:])) +
-			uint32(binary.BigEndian.Uint16(b[4:])) + uint32(binary.BigEndian.Uint16(b[6:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-// fold folds a partial sum to 16 bits and complements it (RFC 1071).
-func fold(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	sum := checksum.Pseudo6(src, dst, uint32(len(msg)), 58) + bodySum
+	binary.BigEndian.PutUint16(b[2:4], checksum.Checksum(b[:icmpHeadLen], sum))
 }

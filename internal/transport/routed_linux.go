@@ -43,7 +43,7 @@ type Routed struct {
 	ttl        uint8
 	src4, src6 netip.Addr
 	v6         *sock
-	bodySum    uint32 // of the message being sent: the same for every peer
+	bodySum    uint64 // of the message being sent: the same for every peer
 	stateless
 	sendLoop
 }
