@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/lograte"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
@@ -39,7 +40,7 @@ type Relay struct {
 	to    []peers.Peer // the recipients of the send in progress, for onErr
 	onErr func(int, error)
 
-	logs logLimiter
+	logs lograte.Limiter
 }
 
 // Config wires a Relay.
@@ -64,7 +65,7 @@ func New(cfg Config) *Relay {
 		metrics: cfg.Metrics,
 		dryRun:  cfg.DryRun || cfg.Sender == nil,
 		log:     cfg.Logger,
-		logs:    logLimiter{perSecond: 5},
+		logs:    lograte.Limiter{PerSecond: 5},
 	}
 	r.view.Store(policy.NewView(nil, nil, nil, nil))
 	// Failures come by index into the recipients: O(1) per failing peer.
@@ -73,7 +74,7 @@ func New(cfg Config) *Relay {
 		if cfg.SendError != nil {
 			cfg.SendError(peer, err)
 		}
-		if r.logs.allow(time.Now()) {
+		if r.logs.Allow(time.Now()) {
 			r.log.Warn("relay to peer failed", "peer", peer.Name, "addr", peer.Addr(), "err", err)
 		}
 	}
@@ -108,7 +109,7 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 	}
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()
-		if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
+		if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.Allow(now) {
 			r.logDrop(reason, p)
 		}
 		return reason
@@ -126,7 +127,7 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 		r.metrics.Relayed6.Inc()
 	}
 	r.metrics.RelayLatency.Observe(time.Since(now).Seconds())
-	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(now) {
+	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.Allow(now) {
 		r.log.Debug("relayed", "router", r.msg.Src, "vip", r.msg.Dst, "mtu", r.msg.MTU,
 			"client", r.msg.Inner.Dst, "src_mac", macString(p), "peers", len(to), "dry_run", r.dryRun)
 	}
@@ -147,21 +148,4 @@ func (r *Relay) logDrop(reason drop.Reason, p *capture.Packet) {
 	}
 	r.log.Debug("dropped", "reason", reason.String(), "router", r.msg.Src, "vip", r.msg.Dst,
 		"mtu", r.msg.MTU, "client", r.msg.Inner.Dst, "src_mac", macString(p))
-}
-
-// logLimiter lets through at most perSecond log lines per second, so a
-// packet flood cannot become a log flood.
-type logLimiter struct {
-	perSecond int
-	second    int64
-	count     int
-}
-
-func (l *logLimiter) allow(now time.Time) bool {
-	s := now.Unix()
-	if s != l.second {
-		l.second, l.count = s, 0
-	}
-	l.count++
-	return l.count <= l.perSecond
 }

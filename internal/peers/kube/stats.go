@@ -5,12 +5,14 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/go-pmtud/go-pmtud/internal/metrics"
 )
 
 // register exports the watch state. The values live in atomics the watch
 // already keeps, so the metrics cost nothing between scrapes.
 func (w *Watcher) register(reg prometheus.Registerer) error {
-	const ns, sub = "gopmtud", "kubernetes"
+	const ns, sub = metrics.Namespace, "kubernetes"
 	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "last_sync_timestamp_seconds",
