@@ -122,9 +122,9 @@ func (l *L2) pick(_ *ptb.Message, _ int, p *peers.Peer) (target, error) {
 	a := p.Addr()
 	e, ok := l.table.Load().m[a]
 	if !ok || e.err != nil {
-		if !ok || e.err == ErrNoMAC {
-			l.nb.want(a)
-		}
+		// Ask again whatever the reason: an unreachable peer may be
+		// reachable now. The refresher looks at most once per gap.
+		l.nb.want(a)
 		if ok {
 			return target{}, e.err
 		}

@@ -254,6 +254,9 @@ func (n *neighbours) refresh(resolve bool) {
 		}
 		link, err := n.onLink(a)
 		if err != nil {
+			// Routes come back (an uplink recreated, a route re-added):
+			// look again when Send next asks, at most once per gap.
+			n.lastTry[a] = now
 			if e, ok := old.m[a]; !ok || e.err == nil || e.err.Error() != err.Error() {
 				n.log.Warn("l2: peer cannot be reached on an uplink", "peer", a, "err", err)
 			}

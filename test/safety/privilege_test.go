@@ -57,10 +57,10 @@ func TestLeastPrivilege(t *testing.T) {
 			p := &pair{s: s, node: node, peer: peer, fi: s.NewFrameInjector(t, 0, 0)}
 			p.relays(t, node, 46000)
 
+			// l2 adds a managed entry only for a peer the kernel has not
+			// already learned (an ARP request from the peer teaches it), so
+			// zero is possible; every one added must be removed and logged.
 			managed := managedNeighbours(t, ns)
-			if transport == "l2" && managed == 0 {
-				t.Errorf("l2: no managed neighbour entries while running (peer MACs resolved some other way?)")
-			}
 			took := sigterm(t, node)
 			if testnet.TablePresent(t, ns) {
 				t.Error("table left behind")

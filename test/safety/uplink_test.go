@@ -79,7 +79,7 @@ func TestUplinkDownUpAndRecreated(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			node.WaitReady(t, 5*time.Second)
 			relays("after delete/recreate")
-			if reopened := strings.Contains(node.Log(), "transport reopened on the recreated uplink"); reopened != bindsToLinkT(tc.transport) {
+			if reopened := strings.Contains(node.Log(), "transport reopened on the uplinks"); reopened != bindsToLinkT(tc.transport) {
 				t.Errorf("transport reopened: %v, want %v", reopened, bindsToLinkT(tc.transport))
 			}
 			if node.Exited() {
