@@ -14,9 +14,11 @@ import (
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
-// Transports go-pmtud can relay with.
+// Transports go-pmtud can relay with (the registered names of package
+// transport, named here for defaults and tests).
 const (
 	TransportL2        = "l2"
 	TransportBroadcast = "broadcast"
@@ -168,10 +170,10 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 
 // Validate checks values that flag parsing alone cannot.
 func (c Config) Validate() error {
-	switch c.Transport {
-	case TransportL2, TransportBroadcast, TransportRouted, TransportTunnel:
-	default:
-		return fmt.Errorf("--transport %q: want l2, broadcast, routed or tunnel", c.Transport)
+	// The transports are whatever package transport registered: adding one
+	// is its file and its Kind, nothing here.
+	if _, err := transport.Lookup(c.Transport); err != nil {
+		return fmt.Errorf("--transport: %v", err)
 	}
 	switch c.Firewall {
 	case "nftables", "none":

@@ -115,7 +115,7 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--nflog-group", "-1"}, want: "invalid value"},
 		{args: []string{"--ttl", "0"}, want: "--ttl 0 is out of range 1-255"},
 		{args: []string{"--ttl", "256"}, want: "out of range 1-255"},
-		{args: []string{"--transport", "carrier-pigeon"}, want: "want l2, broadcast, routed or tunnel"},
+		{args: []string{"--transport", "carrier-pigeon"}, want: "want one of [broadcast l2 routed tunnel]"},
 		{args: []string{"--tunnel-port", "0"}, want: "--tunnel-port 0 is out of range 1-65535"},
 		{args: []string{"--tunnel-port", "65536"}, want: "--tunnel-port 65536 is out of range"},
 		{env: map[string]string{"PMTUD_TUNNEL_PORT": "x"}, want: "PMTUD_TUNNEL_PORT"},
