@@ -233,3 +233,27 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not exported", name)
 	return 0
 }
+
+// TestNotReadyAndCordonedNodesStayPeers: a NotReady node (kubelet down, its
+// data plane possibly still forwarding and owning flows) and a cordoned one
+// can still own connections, so they stay peers; whether a frame reaches
+// them is the transport's business, and a peer nobody answers for is a
+// readiness detail, not a failure (internal/daemon).
+func TestNotReadyAndCordonedNodesStayPeers(t *testing.T) {
+	w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notReady := apiNode("down", internal("10.0.0.5"))
+	notReady.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
+	cordoned := apiNode("cordoned", internal("10.0.0.6"))
+	cordoned.Spec.Unschedulable = true
+	var objs []any
+	for _, n := range []*corev1.Node{notReady, cordoned} {
+		o, _ := w.transform(n)
+		objs = append(objs, o)
+	}
+	if got := w.peersFrom(objs); len(got) != 2 {
+		t.Fatalf("peers = %+v, want the NotReady and the cordoned node", got)
+	}
+}
