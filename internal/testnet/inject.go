@@ -23,7 +23,14 @@ import (
 // FrameInjector.
 func (s *Segment) Inject(t testing.TB, r int, pkt []byte, v6 bool) {
 	t.Helper()
-	err := netnsutil.DoNamed(s.Routers[r], func() error {
+	InjectFrom(t, s.Routers[r], pkt, v6)
+}
+
+// InjectFrom sends pkt toward the VIP from namespace ns, routed by ns's
+// own table, as Inject does from a segment's router.
+func InjectFrom(t testing.TB, ns string, pkt []byte, v6 bool) {
+	t.Helper()
+	err := netnsutil.DoNamed(ns, func() error {
 		if !v6 {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 			if err != nil {

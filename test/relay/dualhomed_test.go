@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
@@ -64,7 +61,7 @@ func TestSecondUplinkIsCaptured(t *testing.T) {
 		pkt := ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr(fam.router), VIP: netip.MustParseAddr(fam.vip),
 			Client: netip.MustParseAddr(fam.client), MTU: 1400, SrcPort: 80, DstPort: 40078})
 		before := []map[string]float64{ds[0].Metrics(t), ds[1].Metrics(t), ds[2].Metrics(t)}
-		injectFrom(t, r2, pkt, fam.v6)
+		testnet.InjectFrom(t, r2, pkt, fam.v6)
 		const copies = `gopmtud_packets_dropped_total{reason="from_peer"}`
 		waitFor(t, "the copy of a PTB that arrived on eth1 at both peers", func() bool {
 			return ds[1].Metrics(t)[copies] == before[1][copies]+1 && ds[2].Metrics(t)[copies] == before[2][copies]+1
@@ -72,29 +69,5 @@ func TestSecondUplinkIsCaptured(t *testing.T) {
 		if got := ds[0].Metrics(t)["gopmtud_packets_received_total"] - before[0]["gopmtud_packets_received_total"]; got != 1 {
 			t.Errorf("node 1 captured %v packets, want 1 (a copy came back?)", got)
 		}
-	}
-}
-
-// injectFrom sends pkt toward the VIP from namespace ns with raw sockets.
-func injectFrom(t *testing.T, ns string, pkt []byte, v6 bool) {
-	t.Helper()
-	err := netnsutil.DoNamed(ns, func() error {
-		if !v6 {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: netip.MustParseAddr(vip4).As4()})
-		}
-		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_ICMPV6)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		return unix.Sendto(fd, pkt[40:], 0, &unix.SockaddrInet6{Addr: netip.MustParseAddr(vip6).As16()})
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
