@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create network namespaces")
-	}
+	testnet.NeedRoot(t)
 }
 
 // buildLab builds a lab and removes it when the test ends, whatever happens.

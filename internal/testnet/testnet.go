@@ -94,6 +94,7 @@ type Segment struct {
 // interface and namespace names are derived from it).
 func NewSegment(t testing.TB, prefix string, nodes, routers int) *Segment {
 	t.Helper()
+	NeedRoot(t)
 	s := &Segment{Prefix: fmt.Sprintf("%s%04x", prefix, rand.IntN(0xffff))}
 	s.Switch = s.Prefix + "-sw"
 	all := []string{s.Switch}

@@ -22,13 +22,12 @@ import (
 	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/lab"
+	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
 
 var (
 	// binary is the go-pmtud under test, built once by TestMain.
 	binary string
-	// skipWhy is set when the tests cannot run here.
-	skipWhy string
 	// ctx is cancelled on SIGINT/SIGTERM so every lab is torn down.
 	ctx context.Context
 
@@ -44,9 +43,12 @@ func testMain(m *testing.M) int {
 	var stop context.CancelFunc
 	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if code := testnet.MainCheck("test/e2e"); code != 0 {
+		return code
+	}
 	switch {
-	case os.Geteuid() != 0:
-		skipWhy = "end-to-end tests need root (they create network namespaces): run them with sudo"
+	case testnet.NoRootReason() != "":
+		// Every test skips itself with the reason (needLab).
 	case os.Getenv("GOPMTUD_BINARY") != "":
 		binary = os.Getenv("GOPMTUD_BINARY")
 	default:
@@ -85,11 +87,10 @@ func skipShort(t *testing.T) {
 	}
 }
 
+// needLab skips (or, where root tests are required, fails) without root.
 func needLab(t *testing.T) {
 	t.Helper()
-	if skipWhy != "" {
-		t.Skip(skipWhy)
-	}
+	testnet.NeedRoot(t)
 }
 
 // run runs one scenario and reports every measurement in the test log.

@@ -20,10 +20,15 @@ import (
 
 var binary string
 
+// TestMain builds the daemon once. Without root it fails when the root
+// tests are required (CI, make test) and otherwise lets every test skip
+// itself, with its reason, in testnet.NewSegment.
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("skipping daemon relay tests: they need root (network namespaces, NFLOG, nftables)")
-		os.Exit(0)
+	if code := testnet.MainCheck("test/relay"); code != 0 {
+		os.Exit(code)
+	}
+	if testnet.NoRootReason() != "" {
+		os.Exit(m.Run())
 	}
 	bin, cleanup, err := testnet.BuildDaemon()
 	if err != nil {
