@@ -390,6 +390,7 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 type Table struct {
 	Chains int
 	Rules  int
+	Names  []string // the chains' names
 }
 
 // ListTable reports go-pmtud's table ("inet go-pmtud") in ns: nil when
@@ -423,6 +424,7 @@ func ListTable(t testing.TB, ns string) *Table {
 				continue
 			}
 			out.Chains++
+			out.Names = append(out.Names, ch.Name)
 			rules, err := c.GetRules(tb, ch)
 			if err != nil {
 				t.Fatal(err)
@@ -432,6 +434,29 @@ func ListTable(t testing.TB, ns string) *Table {
 		return out
 	}
 	return nil
+}
+
+// MarkerChain is the chain MarkTable adds.
+const MarkerChain = "stale-marker"
+
+// MarkTable adds an empty regular chain MarkerChain to go-pmtud's table in
+// ns: a mark only that table instance carries, so a test can tell a table
+// replaced by a restarted daemon from the same table reused.
+func MarkTable(t testing.TB, ns string) {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddChain(&nftables.Chain{Name: MarkerChain, Table: &nftables.Table{Name: "go-pmtud", Family: nftables.TableFamilyINet}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("marking the table in %s: %v", ns, err)
+	}
 }
 
 // TablePresent reports whether ns holds the table "inet go-pmtud".
