@@ -71,14 +71,7 @@ func TestFlood(t *testing.T) {
 	legit := s.NewFrameInjector(t, 1, 0)
 	r4, legit4 := netip.MustParseAddr(s.R4[0]), netip.MustParseAddr(s.R4[1])
 
-	// 65536 distinct flows: client address and port vary, checksums right.
-	// The clients are in 100.64/16, so the witness never mistakes a flood
-	// copy for one of the legitimate router's (about client4).
-	pkts := make([][]byte, 1<<16)
-	for i := range pkts {
-		c := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
-		pkts[i] = ip4(r4, nil, icmp4(3, 4, 1400, quote4(vip4, c, 6, tcp(443, uint16(1024+i)))))
-	}
+	pkts := floodPackets(r4)
 
 	n0 := node.Metrics(t)
 	var pb []map[string]float64
@@ -90,31 +83,9 @@ func TestFlood(t *testing.T) {
 	// The legitimate router: one fresh PTB every 100 ms, counted by
 	// whether it was relayed (its router's source bucket is its own, but
 	// the in-kernel pre-limit and the global bucket are shared).
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	legitSent := 0
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 200; i++ { // bounded even if stop never comes
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if err := legit.Send(good4(legit4, 1400, uint16(60000+i))); err != nil {
-				t.Errorf("legit send: %v", err)
-				return
-			}
-			legitSent++
-		}
-	}()
-
+	legitDone := legitRouter(t, legit, legit4)
 	sent, dropped, took, err := flood.Flood(floodMax, floodFor, func(i int) []byte { return pkts[i&0xffff] })
-	close(stop)
-	wg.Wait()
+	legitSent := legitDone()
 	if err != nil {
 		t.Fatalf("flood: %v", err)
 	}
@@ -135,6 +106,73 @@ func TestFlood(t *testing.T) {
 	if node.Exited() {
 		t.Fatalf("go-pmtud died under the flood:\n%s", node.Log())
 	}
+	checkBudget(t, m, d, secs, legitSent)
+	legitRelayed := checkCopies(t, w, peersOf, pb, d)
+	// The legitimate router was heard during the flood.
+	t.Logf("legitimate router: %d sent during the flood, %d relayed", legitSent, legitRelayed)
+	if legitRelayed < legitSent/2 && captureSourceRate > 0 {
+		t.Errorf("only %d of %d legitimate messages were relayed during the flood", legitRelayed, legitSent)
+	}
+
+	// And it works normally afterwards.
+	if body, ok := node.Ready(); !ok {
+		t.Errorf("not ready after the flood: %s", body)
+	}
+	assertRelays(t, s, legit, node, peersOf, legit4, netip.MustParseAddr(s.R6[1]), 61000)
+	writeFigures(t, fmt.Sprintf("frames=%d took=%v rate=%.0f/s cpu=%.2fs nflog=%v relayed=%v frames_sent=%v legit=%d/%d",
+		sent, took.Round(time.Millisecond), float64(sent)/took.Seconds(), cpuSecs, d[received], d[relayed4],
+		d[framesSent], legitRelayed, legitSent))
+}
+
+// floodPackets are 65536 PTBs from r about distinct flows: client address
+// and port vary, checksums right. The clients are in 100.64/16, so the
+// witness never mistakes a flood copy for one of the legitimate router's
+// (about client4).
+func floodPackets(r netip.Addr) [][]byte {
+	pkts := make([][]byte, 1<<16)
+	for i := range pkts {
+		c := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+		pkts[i] = ip4(r, nil, icmp4(3, 4, 1400, quote4(vip4, c, 6, tcp(443, uint16(1024+i)))))
+	}
+	return pkts
+}
+
+// legitRouter sends a fresh PTB from legit every 100 ms (at most 200)
+// until the returned function is called, which returns how many it sent.
+func legitRouter(t *testing.T, legit *testnet.FrameInjector, src netip.Addr) (stop func() int) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	sent := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 200; i++ { // bounded even if stop never comes
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if err := legit.Send(good4(src, 1400, uint16(60000+i))); err != nil {
+				t.Errorf("legit send: %v", err)
+				return
+			}
+			sent++
+		}
+	}()
+	return func() int {
+		close(done)
+		wg.Wait()
+		return sent
+	}
+}
+
+// checkBudget checks node 1's counters (m, and d since before the flood
+// of secs seconds) against the kernel's pre-limits, the policy's budgets
+// and the amplification bound.
+func checkBudget(t *testing.T, m, d map[string]float64, secs float64, legitSent int) {
+	t.Helper()
 	if max := captureBurst + captureRate*secs; d[received] > max {
 		t.Errorf("NFLOG delivered %v packets, more than the in-kernel pre-limit allows (%v)", d[received], max)
 	}
@@ -164,6 +202,13 @@ func TestFlood(t *testing.T) {
 	if max := 2 * (globalBurst + globalRate*secs); frames > max {
 		t.Errorf("%v frames, more than 2 peers x the global budget (%v)", frames, max)
 	}
+}
+
+// checkCopies: the witness and the peers saw no more copies than node 1
+// relayed (d), and the peers relayed none. It returns how many of the
+// legitimate router's messages the witness saw.
+func checkCopies(t *testing.T, w *witness, peersOf []*testnet.Daemon, pb []map[string]float64, d map[string]float64) int {
+	t.Helper()
 	copies, legitRelayed := w.stop()
 	if float64(copies) > d[relayed4] {
 		t.Errorf("witness saw %d copies, more than the %v relayed", copies, d[relayed4])
@@ -178,20 +223,7 @@ func TestFlood(t *testing.T) {
 		}
 	}
 
-	// The legitimate router was heard during the flood.
-	t.Logf("legitimate router: %d sent during the flood, %d relayed", legitSent, legitRelayed)
-	if legitRelayed < legitSent/2 && captureSourceRate > 0 {
-		t.Errorf("only %d of %d legitimate messages were relayed during the flood", legitRelayed, legitSent)
-	}
-
-	// And it works normally afterwards.
-	if body, ok := node.Ready(); !ok {
-		t.Errorf("not ready after the flood: %s", body)
-	}
-	assertRelays(t, s, legit, node, peersOf, legit4, netip.MustParseAddr(s.R6[1]), 61000)
-	writeFigures(t, fmt.Sprintf("frames=%d took=%v rate=%.0f/s cpu=%.2fs nflog=%v relayed=%v frames_sent=%v legit=%d/%d",
-		sent, took.Round(time.Millisecond), float64(sent)/took.Seconds(), cpuSecs, d[received], d[relayed4],
-		d[framesSent], legitRelayed, legitSent))
+	return legitRelayed
 }
 
 // witness counts, in namespace ns, the ICMPv4 copies go-pmtud
