@@ -26,8 +26,8 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("go-pmtud lab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	family := fs.String("family", "both", "IP family: 4, 6 or both")
-	fabric := fs.String("fabric", "both", "node fabric: l2 (one bridge), routed (a subnet per node) or both")
-	transport := fs.String("transport", "auto", "go-pmtud --transport: l2, broadcast, routed, tunnel, all, or auto (l2 on the l2 fabric, routed on the routed one)")
+	fabric := fs.String("fabric", "both", "node fabric: l2 (one bridge), routed (a subnet per node), dual (dual-homed: two segments, ICMP on the second uplink), both (l2 and routed) or all")
+	transport := fs.String("transport", "auto", "go-pmtud --transport: l2, broadcast, routed, tunnel, all, or auto (routed on the routed fabric, l2 on the others)")
 	receiver := fs.String("receiver", "node", "where the HTTP server lives: node (socket on the node), pod (DNAT to a pod behind it) or both")
 	keep := fs.Bool("keep", false, "leave the lab's namespaces up after the run and print how to look around and remove them")
 	teardown := fs.String("teardown", "", "remove the lab with this namespace prefix (as printed by -keep) and exit")
@@ -202,10 +202,14 @@ func pickFabrics(s string) ([]lab.Fabric, error) {
 		return []lab.Fabric{lab.FabricL2}, nil
 	case "routed":
 		return []lab.Fabric{lab.FabricRouted}, nil
+	case "dual":
+		return []lab.Fabric{lab.FabricDual}, nil
 	case "both":
 		return []lab.Fabric{lab.FabricL2, lab.FabricRouted}, nil
+	case "all":
+		return []lab.Fabric{lab.FabricL2, lab.FabricRouted, lab.FabricDual}, nil
 	}
-	return nil, fmt.Errorf("-fabric %q: want l2, routed or both", s)
+	return nil, fmt.Errorf("-fabric %q: want l2, routed, dual, both or all", s)
 }
 
 func pickReceivers(s string) ([]lab.Receiver, error) {

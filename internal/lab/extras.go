@@ -58,7 +58,7 @@ func RunParallel(ctx context.Context, sc Scenario, cfg RunConfig, n int) (res Pa
 			res.Slowest = max(res.Slowest, d.Elapsed)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the last relays land
+	settle(ds) // count once every daemon has decided all it received
 	p1, _ := l.RouterPTBs(sc.Family)
 	res.RouterPTBs = p1 - p0
 	res.Dropped = map[string]float64{}

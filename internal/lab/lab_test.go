@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create network namespaces")
-	}
+	testnet.NeedRoot(t)
 }
 
 // buildLab builds a lab and removes it when the test ends, whatever happens.
@@ -78,34 +80,11 @@ func TestSysctlStaysInNamespace(t *testing.T) {
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	in := `# HELP x y
-# TYPE gopmtud_frames_sent_total counter
-gopmtud_frames_sent_total{transport="l2"} 4
-gopmtud_frames_sent_total{transport="routed"} 2
-gopmtud_packets_received_total 7
-gopmtud_odd{a="x y}"} 1.5 1700000000
-`
-	m, err := parseMetrics(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := m.Sum("gopmtud_frames_sent_total"); got != 6 {
-		t.Errorf("frames = %v, want 6", got)
-	}
-	if got := m.Sum("gopmtud_packets_received_total"); got != 7 {
-		t.Errorf("received = %v, want 7", got)
-	}
-	if got := m.Sum("gopmtud_odd"); got != 1.5 {
-		t.Errorf("odd = %v, want 1.5", got)
-	}
-}
-
 // Without go-pmtud the download must stall on both fabrics and families:
 // the router's frag-needed / PTB lands on a node that does not own the flow.
 func TestStallsWithoutRelay(t *testing.T) {
 	needRoot(t)
-	for _, fab := range []Fabric{FabricL2, FabricRouted} {
+	for _, fab := range []Fabric{FabricL2, FabricRouted, FabricDual} {
 		for _, rcv := range []Receiver{ReceiverNode, ReceiverPod} {
 			t.Run(string(fab)+"/"+string(rcv), func(t *testing.T) {
 				l := buildLab(t, Options{Fabric: fab, Receiver: rcv})
@@ -133,15 +112,60 @@ func TestStallsWithoutRelay(t *testing.T) {
 // itself is sound.
 func TestControlCompletes(t *testing.T) {
 	needRoot(t)
-	l := buildLab(t, Options{Fabric: FabricL2, NodeMTU: mtuNarrow})
-	for _, f := range []Family{IPv4, IPv6} {
-		d := l.Get(context.Background(), f, 0, 5*time.Second)
-		t.Logf("%v: %v", f, d)
-		if !d.Complete {
-			t.Errorf("%v: control download did not complete: %v", f, d)
+	for _, fab := range []Fabric{FabricL2, FabricDual} {
+		t.Run(string(fab), func(t *testing.T) {
+			l := buildLab(t, Options{Fabric: fab, NodeMTU: mtuNarrow})
+			for _, f := range []Family{IPv4, IPv6} {
+				d := l.Get(context.Background(), f, 0, 5*time.Second)
+				t.Logf("%v: %v", f, d)
+				if !d.Complete {
+					t.Errorf("%v: control download did not complete: %v", f, d)
+				}
+				if d.ServedBy != NodeName(l.Owner) {
+					t.Errorf("%v: served by %q, want owner %s", f, d.ServedBy, NodeName(l.Owner))
+				}
+			}
+		})
+	}
+}
+
+// On the dual-homed fabric every node has two uplinks and a multipath
+// default route over both, and the router's packet-too-big lands on the
+// second uplink (eth1) of node2, never on eth0, never on the owner.
+func TestDualHomedICMPOnSecondUplink(t *testing.T) {
+	needRoot(t)
+	l := buildLab(t, Options{Fabric: FabricDual})
+	for i, n := range l.Nodes {
+		rs, err := n.Netlink().RouteList(nil, unix.AF_INET6)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if d.ServedBy != NodeName(l.Owner) {
-			t.Errorf("%v: served by %q, want owner %s", f, d.ServedBy, NodeName(l.Owner))
+		multipath := false
+		for _, r := range rs {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				multipath = len(r.MultiPath) == 2
+			}
 		}
+		if !multipath {
+			t.Errorf("%s: no IPv6 default route over two nexthops: %v", NodeName(i), rs)
+		}
+	}
+	in := func(node int, ifname string) int64 {
+		v, err := l.Nodes[node].IfacePTBsIn6(ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a0, b0, o0 := in(l.ICMPTo, ifUplink), in(l.ICMPTo, ifUplink2), in(l.Owner, ifUplink)+in(l.Owner, ifUplink2)
+	d := l.Get(context.Background(), IPv6, 0, 2*time.Second)
+	if d.Complete {
+		t.Fatalf("download completed without relay: %v", d)
+	}
+	a1, b1, o1 := in(l.ICMPTo, ifUplink), in(l.ICMPTo, ifUplink2), in(l.Owner, ifUplink)+in(l.Owner, ifUplink2)
+	t.Logf("%s: %d packet-too-big on %s, %d on %s; owner %d", NodeName(l.ICMPTo), b1-b0, ifUplink2, a1-a0, ifUplink, o1-o0)
+	if b1-b0 == 0 || a1 != a0 || o1 != o0 {
+		t.Errorf("packet-too-big landed: %s %s %d, %s %d, owner %d; want all on %s %s",
+			NodeName(l.ICMPTo), ifUplink2, b1-b0, ifUplink, a1-a0, o1-o0, NodeName(l.ICMPTo), ifUplink2)
 	}
 }

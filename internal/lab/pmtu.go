@@ -123,3 +123,9 @@ func (n *NS) ConntrackICMPErrors() (int64, error) {
 	}
 	return sum, nil
 }
+
+// IfacePTBsIn6 counts the packet-too-big messages n received on one
+// interface (IPv6 keeps ICMP counters per interface; IPv4 does not).
+func (n *NS) IfacePTBsIn6(ifname string) (int64, error) {
+	return n.snmp("/proc/thread-self/net/dev_snmp6/"+ifname, "", "Icmp6InPktTooBigs")
+}

@@ -73,6 +73,9 @@ const (
 	ifWAN    = "wan0" // router side of the client link
 	ifBridge = "br0"  // router's bridge of the shared L2 fabric
 	ifPod    = "pod0" // node side of the pod link
+	// Dual-homed fabric only: the second uplink and its bridge.
+	ifUplink2 = "eth1"
+	ifBridge2 = "br1"
 )
 
 // Router routing tables that pin the VIP per protocol.
@@ -311,17 +314,13 @@ func (l *Lab) wireClient() error {
 }
 
 func (l *Lab) wireFabric() error {
+	if l.Opts.Fabric == FabricDual {
+		return l.wireDual()
+	}
 	var br netlink.Link
 	if l.Opts.Fabric == FabricL2 {
-		b := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ifBridge, MTU: l.Opts.NodeMTU}}
-		if err := l.Router.nl.LinkAdd(b); err != nil {
-			return fmt.Errorf("%s: bridge: %w", l.Router.Name, err)
-		}
 		var err error
-		if br, err = l.Router.nl.LinkByName(ifBridge); err != nil {
-			return err
-		}
-		if err := linkUp(l.Router, ifBridge); err != nil {
+		if br, err = l.bridge(ifBridge, func(p plan) netip.Addr { return p.fabR }); err != nil {
 			return err
 		}
 	}
@@ -345,10 +344,60 @@ func (l *Lab) wireFabric() error {
 			}
 		}
 	}
-	if br != nil {
+	return nil
+}
+
+// bridge creates a bridge in the router with the router's addresses of
+// both families on it.
+func (l *Lab) bridge(name string, addr func(plan) netip.Addr) (netlink.Link, error) {
+	b := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: l.Opts.NodeMTU}}
+	if err := l.Router.nl.LinkAdd(b); err != nil {
+		return nil, fmt.Errorf("%s: bridge %s: %w", l.Router.Name, name, err)
+	}
+	br, err := l.Router.nl.LinkByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := linkUp(l.Router, name); err != nil {
+		return nil, err
+	}
+	for _, f := range []Family{IPv4, IPv6} {
+		p := planFor(f)
+		if err := addAddr(l.Router, name, addr(p), p.bits); err != nil {
+			return nil, err
+		}
+	}
+	return br, nil
+}
+
+// wireDual attaches every node to both segments (eth0 on br0, eth1 on br1)
+// with a multipath default route over both, in each family.
+func (l *Lab) wireDual() error {
+	brA, err := l.bridge(ifBridge, func(p plan) netip.Addr { return p.fabR })
+	if err != nil {
+		return err
+	}
+	brB, err := l.bridge(ifBridge2, func(p plan) netip.Addr { return p.fabRB })
+	if err != nil {
+		return err
+	}
+	for i, node := range l.Nodes {
+		mtu := l.Opts.NodeMTU
+		if err := veth(l.Router, fmt.Sprintf("n%d", i+1), mtu, node, ifUplink, mtu, brA); err != nil {
+			return err
+		}
+		if err := veth(l.Router, fmt.Sprintf("m%d", i+1), mtu, node, ifUplink2, mtu, brB); err != nil {
+			return err
+		}
 		for _, f := range []Family{IPv4, IPv6} {
 			p := planFor(f)
-			if err := addAddr(l.Router, ifBridge, p.fabR, p.bits); err != nil {
+			if err := addAddr(node, ifUplink, p.fabN[i], p.bits); err != nil {
+				return err
+			}
+			if err := addAddr(node, ifUplink2, p.fabNB[i], p.bits); err != nil {
+				return err
+			}
+			if err := multipathDefault(node, []string{ifUplink, ifUplink2}, []netip.Addr{p.fabR, p.fabRB}); err != nil {
 				return err
 			}
 		}
@@ -356,10 +405,29 @@ func (l *Lab) wireFabric() error {
 	return nil
 }
 
+// multipathDefault adds a default route with one nexthop per uplink.
+func multipathDefault(n *NS, links []string, gws []netip.Addr) error {
+	var hops []*netlink.NexthopInfo
+	for i, name := range links {
+		lk, err := n.nl.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("%s: link %s: %w", n.Name, name, err)
+		}
+		hops = append(hops, &netlink.NexthopInfo{LinkIndex: lk.Attrs().Index, Gw: gws[i].AsSlice()})
+	}
+	bits := gws[0].BitLen()
+	r := &netlink.Route{Dst: &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)}, MultiPath: hops}
+	if err := n.nl.RouteAdd(r); err != nil {
+		return fmt.Errorf("%s: multipath default via %v: %w", n.Name, gws, err)
+	}
+	return nil
+}
+
 // routeVIP gives the router an ECMP route to the VIP over all nodes, and
 // two policy rules that make the outcome deterministic: TCP to the VIP goes
 // to the owner, ICMP to the VIP (the router's own frag-needed / PTB about
-// the owner's packets) to another node. That is what a hardware router that
+// the owner's packets) to another node (on the dual-homed fabric, to its
+// second uplink). That is what a hardware router that
 // hashes the ICMP packet's own header does to a flow, every time.
 func (l *Lab) routeVIP() error {
 	for _, f := range []Family{IPv4, IPv6} {
@@ -372,17 +440,18 @@ func (l *Lab) routeVIP() error {
 		if err := l.Router.nl.RouteAdd(ecmp); err != nil {
 			return fmt.Errorf("%s: ECMP route to %s: %w", l.Router.Name, p.vip, err)
 		}
-		pin := func(table, node int) error {
-			r := &netlink.Route{Dst: hostNet(p.vip), Gw: p.nodeUplink(l.Opts.Fabric, node).AsSlice(), Table: table}
+		pin := func(table int, gw netip.Addr) error {
+			r := &netlink.Route{Dst: hostNet(p.vip), Gw: gw.AsSlice(), Table: table}
 			if err := l.Router.nl.RouteAdd(r); err != nil {
 				return fmt.Errorf("%s: route to %s in table %d: %w", l.Router.Name, p.vip, table, err)
 			}
 			return nil
 		}
-		if err := pin(tableTCP, l.Owner); err != nil {
+		if err := pin(tableTCP, p.nodeUplink(l.Opts.Fabric, l.Owner)); err != nil {
 			return err
 		}
-		if err := pin(tableICMP, l.ICMPTo); err != nil {
+		// On the dual-homed fabric: onto the second uplink.
+		if err := pin(tableICMP, p.icmpHop(l.Opts.Fabric, l.ICMPTo)); err != nil {
 			return err
 		}
 		icmp := unix.IPPROTO_ICMP

@@ -22,32 +22,12 @@ import (
 // switch back fails the thread stays locked, so the Go runtime terminates it
 // when the goroutine exits instead of reusing a thread in the wrong namespace.
 func Do(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netnsutil: current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
+	return onLockedThread(func() error {
 		if err := netns.Set(ns); err != nil {
-			// setns(2) failed, so the thread is still in orig.
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netnsutil: enter namespace: %w", err)
-			return
+			return fmt.Errorf("netnsutil: enter namespace: %w", err)
 		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the thread dies with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("netnsutil: restore namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // DoNamed is Do for a namespace created by `ip netns add name`.
@@ -58,4 +38,46 @@ func DoNamed(name string, fn func() error) error {
 	}
 	defer ns.Close()
 	return Do(ns, fn)
+}
+
+// NewNamed creates the network namespace name (bound under /var/run/netns,
+// as `ip netns add` does) and returns a handle to it. The creating thread
+// is switched back before it is released (see Do).
+func NewNamed(name string) (netns.NsHandle, error) {
+	h := netns.None()
+	err := onLockedThread(func() error {
+		var err error
+		h, err = netns.NewNamed(name)
+		return err
+	})
+	if err != nil {
+		// NewNamed may have created the file before failing to mount.
+		_ = netns.DeleteNamed(name)
+		return netns.None(), fmt.Errorf("netnsutil: create namespace %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// onLockedThread runs fn on a fresh goroutine locked to its OS thread and
+// restores that thread's namespace afterwards; if that fails the goroutine
+// exits still locked and the runtime discards the thread.
+func onLockedThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("netnsutil: current namespace: %w", err)
+			return // still locked: the thread dies
+		}
+		defer orig.Close()
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("netnsutil: restore namespace: %w", err))
+			return // still locked: the thread dies
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
 }

@@ -10,19 +10,13 @@
 package testnet
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +25,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
+	"github.com/go-pmtud/go-pmtud/internal/testnet/proc"
 )
 
 // Addresses every segment uses. Nodes hold the VIP on lo; routers send
@@ -42,8 +37,8 @@ const (
 
 // Ports the daemon serves on by default (per namespace, so never shared).
 const (
-	MetricsPort = 30040
-	HealthPort  = 30041
+	MetricsPort = proc.MetricsPort
+	HealthPort  = proc.HealthPort
 )
 
 // BuildDaemon builds go-pmtud into a fresh temporary directory, readable
@@ -94,6 +89,7 @@ type Segment struct {
 // interface and namespace names are derived from it).
 func NewSegment(t testing.TB, prefix string, nodes, routers int) *Segment {
 	t.Helper()
+	NeedRoot(t)
 	s := &Segment{Prefix: fmt.Sprintf("%s%04x", prefix, rand.IntN(0xffff))}
 	s.Switch = s.Prefix + "-sw"
 	all := []string{s.Switch}
@@ -205,173 +201,62 @@ func (s *Segment) Start(t testing.TB, bin, transport string, extra ...string) []
 	return ds
 }
 
-// Daemon is one go-pmtud process in a namespace.
+// Daemon is one go-pmtud process in a namespace (a proc.Proc bound to a
+// test).
 type Daemon struct {
-	NS          string
-	Cmd         *exec.Cmd
-	metricsPort int
-	healthPort  int
-
-	log  syncBuffer
-	done chan struct{}
-	err  error // of Wait, valid once done is closed
+	*proc.Proc
+	NS string
 }
 
-// StartDaemon starts bin with args in namespace ns. The process is forked
-// from a thread inside ns, so it inherits the namespace without `ip netns
-// exec` (which would need privileges the least-privilege test drops).
-// attr, if not nil, is used as the process's SysProcAttr. The process is
-// killed and its log shown (if the test failed) by t.Cleanup.
+// StartDaemon starts bin with args in namespace ns (see proc.Start). attr,
+// if not nil, is used as the process's SysProcAttr. The process is killed
+// and its log shown (if the test failed) by t.Cleanup.
 func StartDaemon(t testing.TB, ns, bin string, args []string, attr *syscall.SysProcAttr) *Daemon {
 	t.Helper()
-	d := &Daemon{NS: ns, metricsPort: MetricsPort, healthPort: HealthPort, done: make(chan struct{})}
-	for i := 0; i+1 < len(args); i++ {
-		switch args[i] {
-		case "--metrics-port":
-			d.metricsPort, _ = strconv.Atoi(args[i+1])
-		case "--health-port":
-			d.healthPort, _ = strconv.Atoi(args[i+1])
-		}
-	}
-	d.Cmd = exec.Command(bin, args...)
-	d.Cmd.Stdout = &d.log
-	d.Cmd.Stderr = &d.log
-	if attr == nil {
-		attr = &syscall.SysProcAttr{}
-	}
-	// Die with the test binary rather than linger in a namespace.
-	attr.Pdeathsig = syscall.SIGKILL
-	d.Cmd.SysProcAttr = attr
-	if err := netnsutil.DoNamed(ns, d.Cmd.Start); err != nil {
+	p, err := proc.Start(inNS(ns), bin, args, attr)
+	if err != nil {
 		t.Fatalf("starting go-pmtud in %s: %v", ns, err)
 	}
-	go func() {
-		d.err = d.Cmd.Wait()
-		close(d.done)
-	}()
 	t.Cleanup(func() {
-		d.Cmd.Process.Kill()
-		<-d.done
+		p.Kill()
 		if t.Failed() {
-			t.Logf("%s go-pmtud %s log:\n%s", ns, strings.Join(args, " "), d.Log())
+			t.Logf("%s go-pmtud %s log:\n%s", ns, strings.Join(args, " "), p.Log())
 		}
 	})
-	return d
+	return &Daemon{Proc: p, NS: ns}
 }
 
-// Log is what the daemon wrote so far.
-func (d *Daemon) Log() string { return d.log.String() }
-
-// Pid is the process id.
-func (d *Daemon) Pid() int { return d.Cmd.Process.Pid }
-
-// Exited reports whether the process has ended.
-func (d *Daemon) Exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
+// inNS enters the named namespace.
+func inNS(ns string) proc.Do {
+	return func(fn func() error) error { return netnsutil.DoNamed(ns, fn) }
 }
 
-// Wait waits up to timeout for the process to end and returns its exit
-// code, or -1 and false if it is still running (or was killed by a signal).
-func (d *Daemon) Wait(timeout time.Duration) (code int, exited bool) {
-	select {
-	case <-d.done:
-	case <-time.After(timeout):
-		return -1, false
-	}
-	return d.Cmd.ProcessState.ExitCode(), true
-}
-
-// Get does an HTTP GET on 127.0.0.1:port inside the daemon's namespace.
-func (d *Daemon) Get(path string, port int) (string, error) {
-	return Get(d.NS, path, port)
-}
-
-// Ready returns /readyz's body and whether it answered 200.
-func (d *Daemon) Ready() (string, bool) {
-	body, err := d.Get("/readyz", d.healthPort)
-	return body, err == nil
-}
-
-// Get does an HTTP GET on 127.0.0.1:port inside namespace ns. The socket is
-// created on the thread inside the namespace; an http.Client would dial
-// from another goroutine (the root namespace).
-func Get(ns, path string, port int) (string, error) {
-	var conn net.Conn
-	err := netnsutil.DoNamed(ns, func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return string(body), fmt.Errorf("%s: %d %s", path, resp.StatusCode, body)
-	}
-	return string(body), nil
-}
+// Get does an HTTP GET on 127.0.0.1:port inside namespace ns.
+func Get(ns, path string, port int) (string, error) { return proc.Get(inNS(ns), path, port) }
 
 // WaitReady waits until /readyz answers 200, failing the test after timeout
 // or if the process exits.
 func (d *Daemon) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		_, err := d.Get("/readyz", d.healthPort)
-		if err == nil {
-			return
-		}
-		if d.Exited() {
-			t.Fatalf("%s: go-pmtud exited (%v) before it was ready:\n%s", d.NS, d.err, d.Log())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v\n%s", d.NS, err, d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := d.Proc.WaitReady(context.Background(), timeout); err != nil {
+		t.Fatalf("%s: %v", d.NS, err)
 	}
 }
 
 // Metrics returns the daemon's gopmtud_* series as "name{labels}" -> value.
-func (d *Daemon) Metrics(t testing.TB) map[string]float64 {
+func (d *Daemon) Metrics(t testing.TB) proc.Metrics {
 	t.Helper()
-	body, err := d.Get("/metrics", d.metricsPort)
+	m, err := d.Scrape()
 	if err != nil {
 		t.Fatalf("%s metrics: %v\n%s", d.NS, err, d.Log())
 	}
-	return ParseMetrics(body)
+	return m
 }
 
 // ParseMetrics reads gopmtud_* series from a Prometheus text exposition.
-func ParseMetrics(body string) map[string]float64 {
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "gopmtud_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, _ := strconv.ParseFloat(line[i+1:], 64)
-		out[line[:i]] = v
-	}
-	return out
+func ParseMetrics(body string) proc.Metrics {
+	m, _ := proc.ParseMetrics(strings.NewReader(body))
+	return m
 }
 
 // WaitFor polls cond every 20 ms until it holds, failing the test after timeout.
@@ -390,6 +275,7 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 type Table struct {
 	Chains int
 	Rules  int
+	Names  []string // the chains' names
 }
 
 // ListTable reports go-pmtud's table ("inet go-pmtud") in ns: nil when
@@ -423,6 +309,7 @@ func ListTable(t testing.TB, ns string) *Table {
 				continue
 			}
 			out.Chains++
+			out.Names = append(out.Names, ch.Name)
 			rules, err := c.GetRules(tb, ch)
 			if err != nil {
 				t.Fatal(err)
@@ -434,27 +321,28 @@ func ListTable(t testing.TB, ns string) *Table {
 	return nil
 }
 
+// MarkerChain is the chain MarkTable adds.
+const MarkerChain = "stale-marker"
+
+// MarkTable adds an empty regular chain MarkerChain to go-pmtud's table in
+// ns: a mark only that table instance carries, so a test can tell a table
+// replaced by a restarted daemon from the same table reused.
+func MarkTable(t testing.TB, ns string) {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddChain(&nftables.Chain{Name: MarkerChain, Table: &nftables.Table{Name: "go-pmtud", Family: nftables.TableFamilyINet}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("marking the table in %s: %v", ns, err)
+	}
+}
+
 // TablePresent reports whether ns holds the table "inet go-pmtud".
 func TablePresent(t testing.TB, ns string) bool { return ListTable(t, ns) != nil }
-
-// syncBuffer is a bytes.Buffer safe for os/exec's copying goroutine and
-// readers at the same time, capped so a log flood cannot eat the machine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 4<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

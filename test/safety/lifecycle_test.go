@@ -4,6 +4,7 @@ package safety_test
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,11 +92,21 @@ func TestSIGKILLThenRestartReplacesStaleTable(t *testing.T) {
 	if stale == nil {
 		t.Fatal("expected the killed daemon's table to be left behind (nothing can remove it)")
 	}
+	// Mark the stale table: a replaced table cannot carry the mark, a
+	// reused one (flushed, rules re-added) would, with the same chain and
+	// rule counts.
+	testnet.MarkTable(t, ns)
+	if marked := testnet.ListTable(t, ns); marked == nil || !slices.Contains(marked.Names, testnet.MarkerChain) {
+		t.Fatalf("marking the stale table failed: %+v", marked)
+	}
 	// The restart must take the NFLOG group, the instance lock and the
 	// table over from the dead process.
 	again := testnet.StartDaemon(t, ns, pmtud, nodeArgs(p.s, 0), nil)
 	again.WaitReady(t, 10*time.Second)
 	tb := testnet.ListTable(t, ns)
+	if tb != nil && slices.Contains(tb.Names, testnet.MarkerChain) {
+		t.Fatalf("after restart the stale table's marker chain is still there (%v): the table was reused, not replaced", tb.Names)
+	}
 	if tb == nil || tb.Chains != 1 || tb.Rules != 2 {
 		t.Fatalf("after restart: %+v, want exactly 1 chain with 2 rules (stale %+v)", tb, stale)
 	}

@@ -17,10 +17,15 @@ import (
 
 var pmtud string
 
+// TestMain builds the daemon once. Without root it fails when the root
+// tests are required (CI, make test) and otherwise lets every test skip
+// itself, with its reason, in testnet.NewSegment.
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("skipping safety tests: they need root (network namespaces, NFLOG, nftables, raw sockets)")
-		os.Exit(0)
+	if code := testnet.MainCheck("test/safety"); code != 0 {
+		os.Exit(code)
+	}
+	if testnet.NoRootReason() != "" {
+		os.Exit(m.Run())
 	}
 	bin, cleanup, err := testnet.BuildDaemon()
 	if err != nil {

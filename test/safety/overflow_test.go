@@ -34,8 +34,8 @@ func TestNFLOGOverflow(t *testing.T) {
 		m = p.node.Metrics(t)
 		return m["gopmtud_capture_overruns_total"] > 0 && m["gopmtud_capture_lost_total"] > 0
 	})
-	time.Sleep(200 * time.Millisecond)
-	m = p.node.Metrics(t)
+	// Read once go-pmtud has decided everything NFLOG delivered.
+	m = testnet.WaitSettled(t, 5*time.Second, p.node)[0]
 	t.Logf("burst of %d PTBs in %v: NFLOG delivered %v, lost %v in %v overruns",
 		sent, took.Round(time.Millisecond), m[received], m["gopmtud_capture_lost_total"], m["gopmtud_capture_overruns_total"])
 	if m[received]+m["gopmtud_capture_lost_total"] > float64(sent) {
