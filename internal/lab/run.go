@@ -179,19 +179,12 @@ func (r *runner) expect() {
 	case res.Limitation == "" && res.PMTUAfter != l.NarrowMTU:
 		res.problem("PMTU after is %s, want %d", mtuString(res.PMTUAfter), l.NarrowMTU)
 	case res.Limitation != "" && (res.Relayed.Complete || res.PMTUAfter != 0):
-		fix := "update Scenario.KnownLimitation and the docs"
-		if res.Limitation == limitDualHomed {
-			fix = "flip dualHomedSupported (internal/lab/scenario.go)"
-		}
-		res.problem("known limitation no longer holds (download %v, PMTU %s): %s", res.Relayed, mtuString(res.PMTUAfter), fix)
+		res.problem("known limitation no longer holds (download %v, PMTU %s): update Scenario.KnownLimitation and the docs", res.Relayed, mtuString(res.PMTUAfter))
 	case res.Limitation != "":
 		r.say("known limitation, as expected: %s", res.Limitation)
 	}
-	if res.FramesTotal() == 0 && res.Limitation != limitDualHomed {
+	if res.FramesTotal() == 0 {
 		res.problem("no frames relayed%s", l.dualHomedWhy(res))
-	}
-	if res.Limitation == limitDualHomed && res.Received[l.ICMPTo] != 0 {
-		res.problem("%s captured %v packets: the dual-homed limitation's reason no longer holds", NodeName(l.ICMPTo), res.Received[l.ICMPTo])
 	}
 	if res.FramesPerPTB() > float64(NumNodes-1) {
 		res.problem("%.2f frames per router message > %d peers: amplification", res.FramesPerPTB(), NumNodes-1)

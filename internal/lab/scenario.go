@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/testnet/proc"
@@ -44,27 +43,8 @@ const (
 		"DNATed to the pod: use tunnel (any fabric) or l2 (shared L2)"
 )
 
-// dualHomedSupported is THE switch for the dual-homed cells: flip it to true
-// once go-pmtud captures on every uplink (--iface takes a list; empty means
-// every interface of the default routes). Until then those cells are a
-// known limitation: they run and must still stall, for the right reason
-// (the router's messages land on the second uplink, which the daemon does
-// not watch, and it captures nothing). GOPMTUD_DUAL_HOMED=1 sets it for one
-// run, to see the cells as they will be judged.
-const dualHomedSupported = false
-
-// DualHomedSupported is dualHomedSupported, or GOPMTUD_DUAL_HOMED=1.
-var DualHomedSupported = dualHomedSupported || os.Getenv("GOPMTUD_DUAL_HOMED") == "1"
-
-// limitDualHomed is the dual-homed cells' limitation while unsupported.
-const limitDualHomed = "go-pmtud captures on one uplink only (eth0, the first nexthop of the default route): " +
-	"the router's messages arrive on the second uplink (eth1) and are never captured (set dualHomedSupported once --iface takes a list)"
-
 // KnownLimitation says why go-pmtud cannot deliver in this cell, or "".
 func (s Scenario) KnownLimitation() string {
-	if s.Fabric == FabricDual && !DualHomedSupported {
-		return limitDualHomed
-	}
 	if s.Receiver != ReceiverPod {
 		return ""
 	}

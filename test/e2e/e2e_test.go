@@ -6,9 +6,7 @@
 //
 // Run as root: go test ./test/e2e (set GOPMTUD_BINARY to test a prebuilt
 // binary instead of building cmd/go-pmtud, GOPMTUD_E2E_ARGS to append flags
-// to every daemon of TestMatrix, e.g. "--iface eth0,eth1", and
-// GOPMTUD_DUAL_HOMED=1 to judge the dual-homed cells as real cells; see
-// lab.DualHomedSupported).
+// to every daemon of TestMatrix, e.g. "--iface eth0,eth1").
 package e2e
 
 import (
@@ -156,10 +154,9 @@ func matrix() []lab.Scenario {
 			{lab.FabricRouted, "routed"},
 			{lab.FabricL2, "tunnel"},
 			{lab.FabricRouted, "tunnel"},
-			// Dual-homed nodes (issue 9 §2): the router's messages arrive on
-			// the second uplink of a node that does not own the flow. Until
-			// lab.DualHomedSupported is flipped these cells are a known
-			// limitation (they must still stall, with nothing captured).
+			// Dual-homed nodes: the router's messages arrive on the second
+			// uplink of a node that does not own the flow; the daemons run
+			// without --iface and capture on every default-route uplink.
 			{lab.FabricDual, "l2"},
 			{lab.FabricDual, "tunnel"},
 		} {
