@@ -23,6 +23,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
+	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
 
 // The lab: three "node" namespaces, each with eth0 (MTU 9000) on a bridge
@@ -69,9 +70,7 @@ type lab struct {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to create network namespaces")
-	}
+	testnet.NeedRoot(t) // skips with the reason, or fails where root tests must run
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip")
 	}
