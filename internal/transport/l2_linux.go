@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	mnl "github.com/mdlayher/netlink"
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -53,7 +56,7 @@ type L2 struct {
 	failFn func(int, error)
 
 	table atomic.Pointer[neighTable]
-	want  atomic.Pointer[[]netip.Addr] // the peers of the last SetPeers
+	want  atomic.Pointer[[]namedAddr] // the peers of the last SetPeers
 	nb    *neighbours
 
 	closeOnce sync.Once
@@ -81,14 +84,21 @@ func NewL2(cfg L2Config) (*L2, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: netlink: %w", err)
 	}
+	nc, err := mnl.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("l2: netlink: %w", err)
+	}
 	ifindex, mac, conn, err := openPacket(h, cfg.Iface)
 	if err != nil {
+		nc.Close()
 		h.Close()
 		return nil, fmt.Errorf("l2: %w", err)
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
+		nc.Close()
 		h.Close()
 		return nil, fmt.Errorf("l2: %w", err)
 	}
@@ -102,7 +112,7 @@ func NewL2(cfg L2Config) (*L2, error) {
 	}
 	l.failFn = l.fail
 	l.table.Store(&neighTable{})
-	l.nb = startNeighbours(h, ifindex, cfg.Iface, refresh, log, &l.table)
+	l.nb = startNeighbours(nc, h, ifindex, cfg.Iface, refresh, log, &l.table)
 	return l, nil
 }
 
@@ -158,6 +168,8 @@ func (l *L2) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, e
 		}
 		e, ok := t.m[p.Addr]
 		if !ok || e.err != nil {
+			// Only a missing MAC is worth asking for; the refresher decides
+			// whether an attempt is due (backoff).
 			if !ok || e.err == ErrNoMAC {
 				l.nb.want(p.Addr)
 			}
@@ -190,12 +202,23 @@ func (l *L2) fail(i int, err error) { report(l.onErr, l.slot[i], err) }
 // before the first relay and PeerMACs knows them from the start. Without it,
 // l2 learns peers from Send. The slice is copied.
 func (l *L2) SetPeers(ps []peers.Peer) {
-	addrs := make([]netip.Addr, len(ps))
-	for i, p := range ps {
-		addrs[i] = p.Addr.Unmap()
+	named := peerAddrs(ps)
+	l.want.Store(&named)
+	l.nb.setPeers(named)
+}
+
+// peerAddrs lists the addresses l2 resolves for ps, each with its node's
+// name (per-peer state is reported by name).
+func peerAddrs(ps []peers.Peer) []namedAddr {
+	out := make([]namedAddr, 0, len(ps))
+	for _, p := range ps {
+		name := p.Name
+		if name == "" {
+			name = p.Addr.Unmap().String()
+		}
+		out = append(out, namedAddr{name: name, addr: p.Addr.Unmap()})
 	}
-	l.want.Store(&addrs)
-	l.nb.setPeers(addrs)
+	return out
 }
 
 // PeerMACs implements MACSource: the MAC addresses of the peers l2 knows,
@@ -217,11 +240,11 @@ func (l *L2) Unresolved() map[netip.Addr]error {
 	}
 	t := l.table.Load()
 	if want := l.want.Load(); want != nil {
-		for _, a := range *want {
-			if e, ok := t.m[a]; !ok {
-				add(a, ErrNoMAC)
+		for _, na := range *want {
+			if e, ok := t.m[na.addr]; !ok {
+				add(na.addr, ErrNoMAC)
 			} else if e.err != nil {
-				add(a, e.err)
+				add(na.addr, e.err)
 			}
 		}
 	}
@@ -232,6 +255,35 @@ func (l *L2) Unresolved() map[netip.Addr]error {
 	}
 	return out
 }
+
+// PeerStates reports, per peer node (by name, sorted), whether l2 can reach
+// it and why not: resolved, unresolved, failed (nobody answers; still
+// retried with backoff), not_on_segment (its MAC is shared with another
+// peer or the gateway: proxy ARP) or not_on_link (routed elsewhere).
+// Peers given to SetPeers that the refresher has not looked at yet are
+// unresolved. The refresher logs each change; StateChanged signals it.
+func (l *L2) PeerStates() []PeerState {
+	t := l.table.Load()
+	out := t.peerStates()
+	if want := l.want.Load(); want != nil {
+		known := make(map[string]bool, len(out))
+		for _, ps := range out {
+			known[ps.Name] = true
+		}
+		for _, na := range *want {
+			if _, ok := t.m[na.addr]; !ok && !known[na.name] {
+				known[na.name] = true
+				out = append(out, PeerState{Name: na.name, State: StateUnresolved, Addr: na.addr, Err: ErrNoMAC})
+			}
+		}
+		slices.SortFunc(out, func(x, y PeerState) int { return strings.Compare(x.Name, y.Name) })
+	}
+	return out
+}
+
+// StateChanged receives a value after a peer's state changed (one pending
+// value at most), so a caller can wait on it instead of polling PeerStates.
+func (l *L2) StateChanged() <-chan struct{} { return l.nb.changed }
 
 // Close stops the neighbour refresher, deletes the managed neighbour
 // entries it created, and closes the sockets.

@@ -3,7 +3,7 @@
 package transport
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Active resolution.
@@ -26,19 +26,23 @@ import (
 // On older kernels the request fails and we fall back to NTF_USE, which
 // triggers one resolution (the same as a packet sent to the address).
 //
-// We rejected the alternative of a zero-length UDP send: it needs a socket
-// in the right network namespace at resolution time (the refresher is an
-// ordinary goroutine and must not switch namespaces), and the resulting
-// entry goes STALE again without traffic. The netlink handle was opened in
-// the constructor's namespace, so everything here is namespace-safe.
+// Managed entries carry NeighProtocol (neighmsg.go). Those l2 created are
+// deleted when their peer leaves the set and on Close; those an earlier run
+// left behind (killed before it could clean up) are removed at the first
+// SetPeers if their address is no longer a peer, and adopted otherwise.
 //
-// Managed entries l2 created are deleted when their peer leaves the set and
-// on Close, so the kernel stops probing departed nodes.
+// A peer nobody answers for is retried with a growing gap (backoff), not on
+// every Send: the kernel's managed entry probes it meanwhile anyway.
+//
+// The netlink sockets were opened in the constructor's namespace, so
+// everything here is namespace-safe from an ordinary goroutine.
 
-// neighEntry is what l2 knows about one peer: a MAC, or why there is none.
+// neighEntry is what l2 knows about one peer address: a MAC, or why there is none.
 type neighEntry struct {
-	mac [6]byte
-	err error // nil: mac is usable
+	name  string // the peer node's name
+	mac   [6]byte
+	state NeighState
+	err   error // nil: mac is usable
 }
 
 // neighTable is an immutable snapshot read by Send without locking.
@@ -47,44 +51,77 @@ type neighTable struct {
 	macs [][6]byte // usable peer MACs, deduplicated, for MACSource
 }
 
-// nudValid is the kernel's NUD_VALID: states whose link-layer address can be used.
-const nudValid = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHABLE |
-	netlink.NUD_PROBE | netlink.NUD_STALE | netlink.NUD_DELAY
+// Retry timing for a peer without a MAC: the gap after attempt k is
+// minResolveGap << (k-1), at most maxResolveGap. After failAfter attempts
+// the peer is reported as StateFailed (it stays tracked and retried).
+const (
+	minResolveGap = time.Second
+	maxResolveGap = 30 * time.Second
+	failAfter     = 3
+)
 
-// minResolveGap bounds how often one address is re-resolved when Send keeps
-// asking for it.
-const minResolveGap = time.Second
+func resolveGap(tries int) time.Duration {
+	if tries < 1 {
+		return 0
+	}
+	if tries > 6 { // 1s << 5 already exceeds the cap
+		return maxResolveGap
+	}
+	return min(minResolveGap<<(tries-1), maxResolveGap)
+}
+
+// namedAddr is one address of a peer node.
+type namedAddr struct {
+	name string
+	addr netip.Addr
+}
+
+// peerTrack is the refresher's state for one tracked address.
+type peerTrack struct {
+	name      string
+	tries     int       // resolution attempts since the address last had a MAC
+	next      time.Time // no attempt before this
+	notOnLink error     // the last route check's verdict
+}
 
 type neighbours struct {
-	h       *netlink.Handle
+	nl      *mnl.Conn       // neighbour messages (see neighmsg.go)
+	h       *netlink.Handle // routes and links
 	ifindex int
 	iface   string
 	log     *slog.Logger
 	out     *atomic.Pointer[neighTable]
 
-	wantc chan netip.Addr // peers Send found missing; non-blocking
-	peerc chan struct{}   // SetPeers happened
-	done  chan struct{}
-	wg    sync.WaitGroup
+	wantc   chan netip.Addr // peers Send found missing; non-blocking
+	peerc   chan struct{}   // SetPeers happened
+	changed chan struct{}   // a peer's state changed; cap 1
+	done    chan struct{}
+	wg      sync.WaitGroup
 
 	pmu     sync.Mutex
-	pending []netip.Addr // last SetPeers, nil if none pending
+	pending []namedAddr // last SetPeers, nil if none pending
+
+	attempts atomic.Int64 // resolution attempts, for tests
 
 	// Owned by run.
-	tracked map[netip.Addr]bool // peers whose MACs we keep
-	lastTry map[netip.Addr]time.Time
-	created map[netip.Addr]bool // managed entries we added
+	tracked  map[netip.Addr]*peerTrack
+	created  map[netip.Addr]bool // managed entries we own (added or adopted)
+	swept    bool                // leftovers of earlier runs were handled
+	gateways map[[6]byte]bool    // MACs of the default routes' nexthops here
+	states   map[string]NeighState
 }
 
-func startNeighbours(h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
+func startNeighbours(c *mnl.Conn, h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
 	n := &neighbours{
-		h: h, ifindex: ifindex, iface: iface, log: log, out: out,
-		wantc:   make(chan netip.Addr, 256),
-		peerc:   make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		tracked: map[netip.Addr]bool{},
-		lastTry: map[netip.Addr]time.Time{},
-		created: map[netip.Addr]bool{},
+		nl: c, h: h, ifindex: ifindex, iface: iface, log: log, out: out,
+		wantc:    make(chan netip.Addr, 256),
+		peerc:    make(chan struct{}, 1),
+		changed:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		tracked:  map[netip.Addr]*peerTrack{},
+		created:  map[netip.Addr]bool{},
+		gateways: map[[6]byte]bool{},
+		states:   map[string]NeighState{},
 	}
 	n.wg.Add(1)
 	go n.run(every)
@@ -100,7 +137,7 @@ func (n *neighbours) want(a netip.Addr) {
 	}
 }
 
-func (n *neighbours) setPeers(addrs []netip.Addr) {
+func (n *neighbours) setPeers(addrs []namedAddr) {
 	n.pmu.Lock()
 	n.pending = addrs
 	n.pmu.Unlock()
@@ -118,51 +155,40 @@ func (n *neighbours) stop() {
 func (n *neighbours) run(every time.Duration) {
 	defer n.wg.Done()
 	defer n.h.Close()
+	defer n.nl.Close()
 	defer n.deleteCreated(nil)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-
-	// After triggering resolution, re-read the table a few times at growing
+	// After a first attempt, re-read the table a few times at growing
 	// intervals (5 ms .. 640 ms, about 1.3 s in all), so a peer that answers
-	// within milliseconds is usable at once rather than at the next tick.
-	// The poll is a timer in this loop, so it never delays other events.
-	poll := time.NewTimer(time.Hour)
-	poll.Stop()
+	// within milliseconds is usable at once. Later attempts are read at the
+	// next retry only: a peer that did not answer then is not in a hurry.
+	poll := newStopped()
 	defer poll.Stop()
+	retry := newStopped()
+	defer retry.Stop()
 	var pollDelay time.Duration
-	startPoll := func() {
-		if !n.resolved() {
+	resolveNow := func() {
+		if n.refresh(true) {
 			pollDelay = 5 * time.Millisecond
 			poll.Reset(pollDelay)
 		}
+		n.armRetry(retry)
 	}
 	for {
 		select {
 		case <-n.done:
 			return
 		case <-tick.C:
-			n.refresh(true)
+			resolveNow()
+		case <-retry.C:
+			resolveNow()
 		case <-n.peerc:
 			n.applyPeers()
-			n.refresh(true)
-			startPoll()
+			resolveNow()
 		case a := <-n.wantc:
-			need := n.track(a)
-			// Drain what queued meanwhile; bounded by the channel's capacity.
-		drain:
-			for i := 0; i < cap(n.wantc); i++ {
-				select {
-				case a := <-n.wantc:
-					need = n.track(a) || need
-				default:
-					break drain
-				}
-			}
-			// A peer that never answers is asked for on every Send; it
-			// costs a refresh at most once per minResolveGap.
-			if need {
-				n.refresh(true)
-				startPoll()
+			if n.drainWants(a) {
+				resolveNow()
 			}
 		case <-poll.C:
 			n.refresh(false)
@@ -174,17 +200,56 @@ func (n *neighbours) run(every time.Duration) {
 	}
 }
 
-// track starts tracking a peer Send asked for. It reports whether a refresh
-// is due: the peer is new, or its last resolution attempt is old enough.
+func newStopped() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// drainWants tracks a and what else Send queued meanwhile (bounded by the
+// channel's capacity) and reports whether an attempt is due.
+func (n *neighbours) drainWants(a netip.Addr) bool {
+	need := n.track(a)
+	for i := 0; i < cap(n.wantc); i++ {
+		select {
+		case a := <-n.wantc:
+			need = n.track(a) || need
+		default:
+			return need
+		}
+	}
+	return need
+}
+
+// armRetry sets the retry timer to the earliest due attempt, if any.
+func (n *neighbours) armRetry(retry *time.Timer) {
+	var first time.Time
+	for a, p := range n.tracked {
+		if e, ok := n.out.Load().m[a]; ok && e.err == nil {
+			continue
+		}
+		if !p.next.IsZero() && (first.IsZero() || p.next.Before(first)) {
+			first = p.next
+		}
+	}
+	retry.Stop()
+	if !first.IsZero() {
+		retry.Reset(max(time.Until(first), time.Millisecond))
+	}
+}
+
+// track starts tracking a peer Send asked for. It reports whether an
+// attempt is due: the peer is new, or its backoff gap has passed.
 func (n *neighbours) track(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	if _, ok := n.tracked[a]; !ok {
-		n.tracked[a] = true
+	p, ok := n.tracked[a]
+	if !ok {
+		n.tracked[a] = &peerTrack{name: a.String()}
 		return true
 	}
-	return time.Since(n.lastTry[a]) >= minResolveGap
+	return !time.Now().Before(p.next)
 }
 
 func (n *neighbours) applyPeers() {
@@ -195,20 +260,26 @@ func (n *neighbours) applyPeers() {
 	if addrs == nil {
 		return
 	}
-	next := make(map[netip.Addr]bool, len(addrs))
-	for _, a := range addrs {
-		if a.IsValid() {
-			next[a] = true
+	next := make(map[netip.Addr]*peerTrack, len(addrs))
+	keep := make(map[netip.Addr]bool, len(addrs))
+	for _, na := range addrs {
+		if !na.addr.IsValid() {
+			continue
 		}
+		p := n.tracked[na.addr]
+		if p == nil {
+			p = &peerTrack{}
+		}
+		p.name = na.name
+		next[na.addr], keep[na.addr] = p, true
+	}
+	if !n.swept {
+		n.sweep(keep)
+		n.swept = true
 	}
 	// Once SetPeers is in use it is the authority: forget everything else,
 	// including peers Send mentioned, and stop probing departed ones.
-	n.deleteCreated(next)
-	for a := range n.lastTry {
-		if !next[a] {
-			delete(n.lastTry, a)
-		}
-	}
+	n.deleteCreated(keep)
 	n.tracked = next
 }
 
@@ -222,59 +293,100 @@ func (n *neighbours) resolved() bool {
 }
 
 // refresh rebuilds the snapshot from the kernel's neighbour table. With
-// resolve it also checks routes and triggers resolution for peers that
-// have no usable entry.
-func (n *neighbours) refresh(resolve bool) {
-	list, err := n.h.NeighList(n.ifindex, unix.AF_UNSPEC)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+// resolve it also checks routes and triggers resolution for peers whose
+// backoff gap has passed. It reports whether a first attempt was made.
+func (n *neighbours) refresh(resolve bool) (first bool) {
+	kernel, err := n.dump()
+	if err != nil {
 		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "iface", n.iface, "err", err)
-		return
+		return false
 	}
-	kernel := make(map[netip.Addr][6]byte, len(list))
-	for _, e := range list {
-		a, ok := netip.AddrFromSlice(e.IP)
-		if !ok || len(e.HardwareAddr) != 6 || e.State&nudValid == 0 {
-			continue
-		}
-		var mac [6]byte
-		copy(mac[:], e.HardwareAddr)
-		kernel[a.Unmap()] = mac
+	if resolve {
+		n.gateways = n.gatewayMACs(kernel)
 	}
-	old := n.out.Load()
-	t := &neighTable{m: make(map[netip.Addr]neighEntry, len(n.tracked))}
-	seen := map[[6]byte]bool{}
 	now := time.Now()
-	for a := range n.tracked {
-		if mac, ok := kernel[a]; ok {
-			t.m[a] = neighEntry{mac: mac}
-			if !seen[mac] {
-				seen[mac] = true
-				t.macs = append(t.macs, mac)
-			}
+	in := make(map[netip.Addr]neighInput, len(n.tracked))
+	for a, p := range n.tracked {
+		if k, ok := kernel[a]; ok && k.usable() {
+			p.tries, p.next, p.notOnLink = 0, time.Time{}, nil
+			in[a] = neighInput{name: p.name, mac: k.mac, ok: true}
 			continue
 		}
-		if !resolve {
-			if e, ok := old.m[a]; ok && e.err != nil {
-				t.m[a] = e
-			} else {
-				t.m[a] = neighEntry{err: ErrNoMAC}
-			}
+		if resolve && !now.Before(p.next) {
+			n.attempt(a, p, now)
+			first = first || p.tries == 1
+		}
+		in[a] = pendingInput(p)
+	}
+	t := classify(in, n.gateways)
+	n.out.Store(t)
+	n.noteChanges(t)
+	return first
+}
+
+// pendingInput is the state of an address that has no usable MAC.
+func pendingInput(p *peerTrack) neighInput {
+	switch {
+	case p.notOnLink != nil:
+		return neighInput{name: p.name, state: StateNotOnLink, err: p.notOnLink}
+	case p.tries >= failAfter:
+		return neighInput{name: p.name, state: StateFailed, err: ErrNoMAC}
+	}
+	return neighInput{name: p.name, state: StateUnresolved, err: ErrNoMAC}
+}
+
+// attempt checks that a is on our link and, if so, asks the kernel to
+// resolve it; the next attempt waits for the backoff gap.
+func (n *neighbours) attempt(a netip.Addr, p *peerTrack, now time.Time) {
+	p.tries++
+	p.next = now.Add(resolveGap(p.tries))
+	p.notOnLink = n.onLink(a)
+	if p.notOnLink == nil {
+		n.attempts.Add(1)
+		n.resolve(a)
+	}
+}
+
+// noteChanges logs each peer whose state changed and signals the change.
+func (n *neighbours) noteChanges(t *neighTable) {
+	changed := false
+	seen := make(map[string]bool, len(n.states))
+	for _, ps := range t.peerStates() {
+		seen[ps.Name] = true
+		if old, ok := n.states[ps.Name]; ok && old == ps.State {
 			continue
 		}
-		if err := n.onLink(a); err != nil {
-			if e, ok := old.m[a]; !ok || e.err == nil || e.err.Error() != err.Error() {
-				n.log.Warn("l2: peer cannot be reached on this interface", "peer", a, "iface", n.iface, "err", err)
-			}
-			t.m[a] = neighEntry{err: err}
-			continue
+		n.states[ps.Name] = ps.State
+		changed = true
+		lvl := slog.LevelWarn
+		if ps.State == StateResolved || ps.State == StateUnresolved {
+			lvl = slog.LevelInfo
 		}
-		t.m[a] = neighEntry{err: ErrNoMAC}
-		if now.Sub(n.lastTry[a]) >= minResolveGap {
-			n.lastTry[a] = now
-			n.resolve(a)
+		attrs := []any{"peer", ps.Name, "addr", ps.Addr, "state", ps.State.String(), "iface", n.iface}
+		if ps.State == StateResolved || ps.State == StateNotOnSegment {
+			attrs = append(attrs, "mac", macString(ps.MAC))
+		}
+		if ps.Err != nil {
+			attrs = append(attrs, "reason", ps.Err)
+		}
+		n.log.Log(context.Background(), lvl, "l2: peer state changed", attrs...)
+	}
+	for name := range n.states {
+		if !seen[name] {
+			delete(n.states, name)
+			changed = true
 		}
 	}
-	n.out.Store(t)
+	if changed {
+		select {
+		case n.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func macString(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 // onLink reports whether the kernel would send to a directly on our
@@ -299,56 +411,4 @@ func (n *neighbours) onLink(a netip.Addr) error {
 		return fmt.Errorf("%w: %s is reached via %s, not %s", ErrNotOnLink, a, name, n.iface)
 	}
 	return nil
-}
-
-func (n *neighbours) resolve(a netip.Addr) {
-	fam := unix.AF_INET
-	if a.Is6() {
-		fam = unix.AF_INET6
-	}
-	e := &netlink.Neigh{
-		LinkIndex: n.ifindex,
-		Family:    fam,
-		State:     netlink.NUD_NONE,
-		IP:        a.AsSlice(),
-		FlagsExt:  netlink.NTF_EXT_MANAGED,
-	}
-	err := n.h.NeighSet(e)
-	if err == nil {
-		// A change to the host's state: said once per entry, at info.
-		if !n.created[a] {
-			n.log.Info("l2: added a managed neighbour entry to resolve a peer (removed when it leaves and on exit)", "peer", a, "iface", n.iface)
-		}
-		n.created[a] = true
-		return
-	}
-	// Older kernels: a one-shot resolution.
-	e.FlagsExt = 0
-	e.Flags = netlink.NTF_USE
-	if err2 := n.h.NeighSet(e); err2 != nil {
-		n.log.Warn("l2: cannot trigger neighbour resolution", "peer", a, "iface", n.iface, "managed_err", err, "err", err2)
-		return
-	}
-	n.log.Debug("l2: resolving peer with NTF_USE (managed entries unsupported)", "peer", a, "iface", n.iface, "managed_err", err)
-}
-
-// deleteCreated removes the managed entries we added for peers not in keep
-// (all of them when keep is nil).
-func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
-	for a := range n.created {
-		if keep[a] {
-			continue
-		}
-		fam := unix.AF_INET
-		if a.Is6() {
-			fam = unix.AF_INET6
-		}
-		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: n.ifindex, Family: fam, IP: a.AsSlice()})
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			n.log.Debug("l2: deleting managed neighbour entry failed", "peer", a, "err", err)
-		} else {
-			n.log.Info("l2: removed the managed neighbour entry", "peer", a, "iface", n.iface)
-		}
-		delete(n.created, a)
-	}
 }
