@@ -168,6 +168,8 @@ func (n *neighbours) run(every time.Duration) {
 	retry := newStopped()
 	defer retry.Stop()
 	var pollDelay time.Duration
+	// Learn the gateways' MACs before the peers arrive (see gatewayMACs).
+	n.refresh(true)
 	resolveNow := func() {
 		if n.refresh(true) {
 			pollDelay = 5 * time.Millisecond
@@ -301,9 +303,9 @@ func (n *neighbours) refresh(resolve bool) (first bool) {
 		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "iface", n.iface, "err", err)
 		return false
 	}
-	if resolve {
-		n.gateways = n.gatewayMACs(kernel)
-	}
+	// Every time: a peer must not be taken for on-segment for a moment
+	// just because the gateway's MAC came in after the last attempt.
+	n.gateways = n.gatewayMACs(kernel, resolve)
 	now := time.Now()
 	in := make(map[netip.Addr]neighInput, len(n.tracked))
 	for a, p := range n.tracked {

@@ -124,9 +124,9 @@ func (n *neighbours) sweep(keep map[netip.Addr]bool) {
 
 // gatewayMACs returns the MACs of the default routes' nexthops on our
 // interface. A MAC a peer shares with them belongs to a router answering for
-// that peer (proxy ARP). A gateway without a usable entry gets a one-shot
-// resolution, so that its MAC is known at the next refresh.
-func (n *neighbours) gatewayMACs(kernel map[netip.Addr]kernelNeigh) map[[6]byte]bool {
+// that peer (proxy ARP). With resolve, a gateway without a usable entry
+// gets a one-shot resolution, so that its MAC is known at the next refresh.
+func (n *neighbours) gatewayMACs(kernel map[netip.Addr]kernelNeigh, resolve bool) map[[6]byte]bool {
 	out := map[[6]byte]bool{}
 	routes, err := n.h.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
@@ -143,8 +143,12 @@ func (n *neighbours) gatewayMACs(kernel map[netip.Addr]kernelNeigh) map[[6]byte]
 			}
 			if k, ok := kernel[gw]; ok && k.usable() {
 				out[k.mac] = true
-			} else if err := n.useNeigh(gw); err != nil {
-				n.log.Debug("l2: cannot resolve the gateway", "gateway", gw, "err", err)
+				continue
+			}
+			if resolve {
+				if err := n.useNeigh(gw); err != nil {
+					n.log.Debug("l2: cannot resolve the gateway", "gateway", gw, "err", err)
+				}
 			}
 		}
 	}
