@@ -140,3 +140,16 @@ func betterState(x, y PeerState) bool {
 	}
 	return x.Addr.Less(y.Addr) // deterministic among equals
 }
+
+// CountStates counts peers by state label, every state present (zero
+// included), for a gauge by state.
+func CountStates(ps []PeerState) map[string]int {
+	out := make(map[string]int, numNeighStates)
+	for _, s := range NeighStates() {
+		out[s.String()] = 0
+	}
+	for _, p := range ps {
+		out[p.State.String()]++
+	}
+	return out
+}

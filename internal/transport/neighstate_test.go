@@ -157,3 +157,10 @@ func TestNeighStateNames(t *testing.T) {
 		t.Error("out of range")
 	}
 }
+
+func TestCountStates(t *testing.T) {
+	c := CountStates([]PeerState{{State: StateResolved}, {State: StateResolved}, {State: StateNotOnSegment}})
+	if len(c) != int(numNeighStates) || c["resolved"] != 2 || c["not_on_segment"] != 1 || c["failed"] != 0 {
+		t.Errorf("CountStates = %v", c)
+	}
+}
