@@ -355,14 +355,15 @@ func (n *neighbours) noteChanges(t *neighTable) {
 	seen := make(map[string]bool, len(n.states))
 	for _, ps := range t.peerStates() {
 		seen[ps.Name] = true
-		if old, ok := n.states[ps.Name]; ok && old == ps.State {
+		old, known := n.states[ps.Name]
+		if known && old == ps.State {
 			continue
 		}
 		n.states[ps.Name] = ps.State
 		changed = true
-		lvl := slog.LevelWarn
-		if ps.State == StateResolved || ps.State == StateUnresolved {
-			lvl = slog.LevelInfo
+		lvl := stateLogLevel(known, ps.State)
+		if !n.log.Enabled(context.Background(), lvl) {
+			continue
 		}
 		attrs := []any{"peer", ps.Name, "addr", ps.Addr, "state", ps.State.String(), "iface", n.iface}
 		if ps.State == StateResolved || ps.State == StateNotOnSegment {
@@ -385,6 +386,19 @@ func (n *neighbours) noteChanges(t *neighTable) {
 		default:
 		}
 	}
+}
+
+// stateLogLevel keeps a start with many peers quiet: a new peer being
+// resolved is routine (debug), a change is news (info), and a peer l2
+// cannot reach is a warning.
+func stateLogLevel(known bool, s NeighState) slog.Level {
+	switch {
+	case s != StateResolved && s != StateUnresolved:
+		return slog.LevelWarn
+	case known:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 func macString(m [6]byte) string {

@@ -115,7 +115,7 @@ func TestL2DeadPeerBacksOff(t *testing.T) {
 	if !errors.Is(st["dead"].Err, ErrNoMAC) {
 		t.Errorf("dead peer's reason: %v", st["dead"].Err)
 	}
-	for _, want := range []string{"peer=dead addr=10.77.0.9 state=unresolved", "peer=dead addr=10.77.0.9 state=failed",
+	for _, want := range []string{"level=WARN msg=\"l2: peer state changed\" peer=dead addr=10.77.0.9 state=failed",
 		"peer=far addr=10.88.0.1 state=not_on_link", "peer=" + n2.ns + " addr=" + n2.v4.String() + " state=resolved"} {
 		if !strings.Contains(logs.String(), "l2: peer state changed") || !strings.Contains(logs.String(), want) {
 			t.Errorf("no log line with %q:\n%s", want, logs.String())

@@ -31,6 +31,7 @@ const (
 
 	ndaDst      = 1
 	ndaLLAddr   = 2
+	ndaIfindex  = 8
 	ndaProtocol = 12
 	ndaFlagsExt = 15
 
@@ -98,6 +99,19 @@ func encodeNeighUse(a netip.Addr, ifindex int) ([]byte, error) {
 		return nil, err
 	}
 	return append(ndmsg(a, ifindex, 0, ntfUse), attrs...), nil
+}
+
+// encodeNeighDump is the body of an RTM_GETNEIGH dump request for one
+// interface: NDA_IFINDEX makes the kernel filter (neigh_valid_dump_req), so
+// a node with a veth per pod does not send us every pod's entries.
+func encodeNeighDump(ifindex int) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(ndaIfindex, uint32(ifindex))
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, ndmsgLen), attrs...), nil // AF_UNSPEC: both families
 }
 
 // encodeNeighDel is the body of RTM_DELNEIGH for a on ifindex.

@@ -121,3 +121,24 @@ func FuzzDecodeNeigh(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeNeighDump(t *testing.T) {
+	b, err := encodeNeighDump(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0 || binary.NativeEndian.Uint32(b[4:]) != 0 {
+		t.Errorf("ndmsg % x, want AF_UNSPEC and no ifindex (the attribute filters)", b[:ndmsgLen])
+	}
+	ad, err := netlink.NewAttributeDecoder(b[ndmsgLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for ad.Next() {
+		found = found || (ad.Type() == ndaIfindex && ad.Uint32() == 42)
+	}
+	if !found {
+		t.Error("no NDA_IFINDEX 42")
+	}
+}

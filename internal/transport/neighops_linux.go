@@ -17,9 +17,13 @@ import (
 
 // dump reads our interface's neighbour table, keyed by address.
 func (n *neighbours) dump() (map[netip.Addr]kernelNeigh, error) {
+	body, err := encodeNeighDump(n.ifindex)
+	if err != nil {
+		return nil, err
+	}
 	msgs, err := n.nl.Execute(mnl.Message{
 		Header: mnl.Header{Type: rtmGetNeigh, Flags: mnl.Request | mnl.Dump},
-		Data:   make([]byte, ndmsgLen), // AF_UNSPEC, every interface
+		Data:   body,
 	})
 	if err != nil {
 		return nil, err
@@ -30,7 +34,7 @@ func (n *neighbours) dump() (map[netip.Addr]kernelNeigh, error) {
 			continue
 		}
 		k, ok, err := decodeNeigh(m.Data)
-		if err != nil || !ok || k.ifindex != n.ifindex {
+		if err != nil || !ok || k.ifindex != n.ifindex { // filtered by the kernel too
 			continue
 		}
 		out[k.addr] = k
