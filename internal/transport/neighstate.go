@@ -2,8 +2,10 @@ package transport
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // NeighState is what l2 knows about reaching one peer.
@@ -152,4 +154,39 @@ func CountStates(ps []PeerState) map[string]int {
 		out[p.State.String()]++
 	}
 	return out
+}
+
+// SummarizeStates is a one-line readiness detail: how many peers are
+// resolved, then each other peer with its state and reason, e.g.
+// "2 of 3 peers resolved; n4 failed (no MAC for peer)". At most limit
+// peers are named (0: all); the rest are counted.
+func SummarizeStates(ps []PeerState, limit int) string {
+	var b strings.Builder
+	resolved := 0
+	for _, p := range ps {
+		if p.State == StateResolved {
+			resolved++
+		}
+	}
+	fmt.Fprintf(&b, "%d of %d peers resolved", resolved, len(ps))
+	named := 0
+	for _, p := range ps {
+		if p.State == StateResolved {
+			continue
+		}
+		if limit > 0 && named == limit {
+			fmt.Fprintf(&b, "; and %d more", len(ps)-resolved-named)
+			break
+		}
+		sep := ", "
+		if named == 0 {
+			sep = "; "
+		}
+		fmt.Fprintf(&b, "%s%s %s", sep, p.Name, p.State)
+		if p.Err != nil {
+			fmt.Fprintf(&b, " (%v)", p.Err)
+		}
+		named++
+	}
+	return b.String()
 }

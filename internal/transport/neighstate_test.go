@@ -164,3 +164,21 @@ func TestCountStates(t *testing.T) {
 		t.Errorf("CountStates = %v", c)
 	}
 }
+
+func TestSummarizeStates(t *testing.T) {
+	ps := []PeerState{
+		{Name: "n1", State: StateResolved},
+		{Name: "n2", State: StateFailed, Err: ErrNoMAC},
+		{Name: "n3", State: StateNotOnSegment, Err: errors.New("shared")},
+		{Name: "n4", State: StateNotOnLink, Err: errors.New("via gw")},
+	}
+	if got, want := SummarizeStates(ps, 0), "1 of 4 peers resolved; n2 failed (no MAC for peer), n3 not_on_segment (shared), n4 not_on_link (via gw)"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got, want := SummarizeStates(ps, 1), "1 of 4 peers resolved; n2 failed (no MAC for peer); and 2 more"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := SummarizeStates(nil, 3); got != "0 of 0 peers resolved" {
+		t.Errorf("empty: %q", got)
+	}
+}
