@@ -84,7 +84,7 @@ func NewL2(cfg L2Config) (*L2, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: netlink: %w", err)
 	}
-	nc, err := mnl.Dial(unix.NETLINK_ROUTE, nil)
+	nc, ev, err := dialNeigh()
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("l2: netlink: %w", err)
@@ -92,6 +92,7 @@ func NewL2(cfg L2Config) (*L2, error) {
 	ifindex, mac, conn, err := openPacket(h, cfg.Iface)
 	if err != nil {
 		nc.Close()
+		ev.Close()
 		h.Close()
 		return nil, fmt.Errorf("l2: %w", err)
 	}
@@ -99,6 +100,7 @@ func NewL2(cfg L2Config) (*L2, error) {
 	if err != nil {
 		conn.Close()
 		nc.Close()
+		ev.Close()
 		h.Close()
 		return nil, fmt.Errorf("l2: %w", err)
 	}
@@ -112,8 +114,21 @@ func NewL2(cfg L2Config) (*L2, error) {
 	}
 	l.failFn = l.fail
 	l.table.Store(&neighTable{})
-	l.nb = startNeighbours(nc, h, ifindex, cfg.Iface, refresh, log, &l.table)
+	l.nb = startNeighbours(nc, ev, h, ifindex, cfg.Iface, refresh, log, &l.table)
 	return l, nil
+}
+
+// dialNeigh opens the netlink sockets for neighbour requests and for
+// neighbour notifications.
+func dialNeigh() (req, ev *mnl.Conn, err error) {
+	if req, err = mnl.Dial(unix.NETLINK_ROUTE, nil); err != nil {
+		return nil, nil, err
+	}
+	if ev, err = dialNeighEvents(); err != nil {
+		req.Close()
+		return nil, nil, err
+	}
+	return req, ev, nil
 }
 
 // openPacket opens a send-only AF_PACKET socket bound to iface.

@@ -86,6 +86,7 @@ type peerTrack struct {
 
 type neighbours struct {
 	nl      *mnl.Conn       // neighbour messages (see neighmsg.go)
+	ev      *mnl.Conn       // neighbour notifications (see neighevents_linux.go)
 	h       *netlink.Handle // routes and links
 	ifindex int
 	iface   string
@@ -93,6 +94,7 @@ type neighbours struct {
 	out     *atomic.Pointer[neighTable]
 
 	wantc   chan netip.Addr // peers Send found missing; non-blocking
+	events  chan neighEvent // kernel notifications for our interface
 	peerc   chan struct{}   // SetPeers happened
 	changed chan struct{}   // a peer's state changed; cap 1
 	done    chan struct{}
@@ -111,10 +113,11 @@ type neighbours struct {
 	states   map[string]NeighState
 }
 
-func startNeighbours(c *mnl.Conn, h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
+func startNeighbours(c, ev *mnl.Conn, h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
 	n := &neighbours{
-		nl: c, h: h, ifindex: ifindex, iface: iface, log: log, out: out,
+		nl: c, ev: ev, h: h, ifindex: ifindex, iface: iface, log: log, out: out,
 		wantc:    make(chan netip.Addr, 256),
+		events:   make(chan neighEvent, 256),
 		peerc:    make(chan struct{}, 1),
 		changed:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -123,8 +126,9 @@ func startNeighbours(c *mnl.Conn, h *netlink.Handle, ifindex int, iface string, 
 		gateways: map[[6]byte]bool{},
 		states:   map[string]NeighState{},
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.run(every)
+	go n.readEvents()
 	return n
 }
 
@@ -149,6 +153,7 @@ func (n *neighbours) setPeers(addrs []namedAddr) {
 
 func (n *neighbours) stop() {
 	close(n.done)
+	n.ev.Close() // ends readEvents' Receive
 	n.wg.Wait()
 }
 
@@ -191,6 +196,11 @@ func (n *neighbours) run(every time.Duration) {
 		case a := <-n.wantc:
 			if n.drainWants(a) {
 				resolveNow()
+			}
+		case e := <-n.events:
+			if n.drainEvents(e) {
+				n.refresh(false)
+				n.armRetry(retry)
 			}
 		case <-poll.C:
 			n.refresh(false)

@@ -271,3 +271,45 @@ func TestL2ProxyARPSegment(t *testing.T) {
 	})
 	t.Logf("n1 neighbours:\n%s", ipOut(t, "-n", p.n1.ns, "neigh", "show", "dev", "eth0"))
 }
+
+// TestL2PeerBackIsSeenAtOnce: a failed peer that comes back (here: its
+// address appears on n3) is resolved by the kernel's managed entry, and
+// l2 learns it from the kernel's notification, not at its next retry,
+// which backoff has put seconds away.
+func TestL2PeerBackIsSeenAtOnce(t *testing.T) {
+	l := newLab(t)
+	n1, n2, n3 := l.nodes[0], l.nodes[1], l.nodes[2]
+	var l2 *L2
+	in(t, n1.ns, func() error {
+		var err error
+		l2, err = NewL2(L2Config{Iface: "eth0", NeighborRefresh: time.Hour})
+		return err
+	})
+	t.Cleanup(func() { l2.Close() })
+	back := peers.Peer{Name: "back", Addr: netip.MustParseAddr("10.77.0.9")}
+	l2.SetPeers([]peers.Peer{n2.peer(4), back})
+	waitStates(t, l2, "the absent peer failed", 6*time.Second, func(m map[string]PeerState) bool {
+		return stateIs(m, "back", StateFailed)
+	})
+	// Attempts at 0, 1 s, 3 s, 7 s; after the one at 7 s the next is 8 s
+	// away, longer than the kernel takes to re-probe a failed managed entry
+	// (every 5 s: the table's interval_probe_time_ms, not tunable per device).
+	attempts := l2.nb.attempts.Load()
+	deadline := time.Now().Add(6 * time.Second)
+	for l2.nb.attempts.Load() == attempts && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	attempts = l2.nb.attempts.Load()
+	run(t, "-n", n3.ns, "addr", "add", "10.77.0.9/24", "dev", "eth0")
+	start := time.Now()
+	st := waitStates(t, l2, "the peer back resolved", 6500*time.Millisecond, func(m map[string]PeerState) bool {
+		return stateIs(m, "back", StateResolved)
+	})
+	if st["back"].MAC != n3.mac {
+		t.Errorf("back resolved to %x, want n3's %x", st["back"].MAC, n3.mac)
+	}
+	if a := l2.nb.attempts.Load(); a != attempts {
+		t.Errorf("resolved by a retry (%d attempts, %d before), not by the notification", a, attempts)
+	}
+	t.Logf("resolved %v after the address appeared, without a new attempt", time.Since(start).Round(time.Millisecond))
+}
