@@ -58,6 +58,9 @@ const (
 	minResolveGap = time.Second
 	maxResolveGap = 30 * time.Second
 	failAfter     = 3
+	// macGrace bounds how long a peer keeps its last MAC while its kernel
+	// entry is missing or probed again; a FAILED entry ends it at once.
+	macGrace = 5 * time.Second
 )
 
 func resolveGap(tries int) time.Duration {
@@ -82,6 +85,10 @@ type peerTrack struct {
 	tries     int       // resolution attempts since the address last had a MAC
 	next      time.Time // no attempt before this
 	notOnLink error     // the last route check's verdict
+
+	lastMAC [6]byte   // the MAC it last had, kept through a short loss (inGrace)
+	hasLast bool      // lastMAC is set
+	lostAt  time.Time // when the kernel entry stopped being usable
 }
 
 type neighbours struct {
@@ -198,9 +205,10 @@ func (n *neighbours) run(every time.Duration) {
 				resolveNow()
 			}
 		case e := <-n.events:
+			// A lost entry is re-created at once (an attempt is due for a
+			// peer that had a MAC); a peer back is simply read.
 			if n.drainEvents(e) {
-				n.refresh(false)
-				n.armRetry(retry)
+				resolveNow()
 			}
 		case <-poll.C:
 			n.refresh(false)
@@ -233,13 +241,12 @@ func (n *neighbours) drainWants(a netip.Addr) bool {
 	return need
 }
 
-// armRetry sets the retry timer to the earliest due attempt, if any.
+// armRetry sets the retry timer to the earliest due attempt, if any. Only
+// peers without a usable kernel entry have one (a peer in its grace period
+// included: its retry also ends the grace).
 func (n *neighbours) armRetry(retry *time.Timer) {
 	var first time.Time
-	for a, p := range n.tracked {
-		if e, ok := n.out.Load().m[a]; ok && e.err == nil {
-			continue
-		}
+	for _, p := range n.tracked {
 		if !p.next.IsZero() && (first.IsZero() || p.next.Before(first)) {
 			first = p.next
 		}
@@ -319,8 +326,10 @@ func (n *neighbours) refresh(resolve bool) (first bool) {
 	now := time.Now()
 	in := make(map[netip.Addr]neighInput, len(n.tracked))
 	for a, p := range n.tracked {
-		if k, ok := kernel[a]; ok && k.usable() {
+		k, present := kernel[a]
+		if present && k.usable() {
 			p.tries, p.next, p.notOnLink = 0, time.Time{}, nil
+			p.lastMAC, p.hasLast, p.lostAt = k.mac, true, time.Time{}
 			in[a] = neighInput{name: p.name, mac: k.mac, ok: true}
 			continue
 		}
@@ -328,12 +337,36 @@ func (n *neighbours) refresh(resolve bool) (first bool) {
 			n.attempt(a, p, now)
 			first = first || p.tries == 1
 		}
+		if p.inGrace(present && k.state&nudFailed != 0, now) {
+			in[a] = neighInput{name: p.name, mac: p.lastMAC, ok: true}
+			continue
+		}
 		in[a] = pendingInput(p)
 	}
 	t := classify(in, n.gateways)
 	n.out.Store(t)
 	n.noteChanges(t)
 	return first
+}
+
+// inGrace reports whether a peer that had a MAC may keep it while its
+// kernel entry is gone or being probed again (flushed on a link flap or by
+// an admin, re-created by the attempt above): its MAC has not changed, and
+// dropping it would lose relays and the loop guard's knowledge for the
+// milliseconds re-resolution takes. Only a FAILED entry or macGrace ends it.
+func (p *peerTrack) inGrace(failed bool, now time.Time) bool {
+	if !p.hasLast || failed {
+		p.hasLast = false
+		return false
+	}
+	if p.lostAt.IsZero() {
+		p.lostAt = now
+	}
+	if now.Sub(p.lostAt) >= macGrace {
+		p.hasLast = false
+		return false
+	}
+	return true
 }
 
 // pendingInput is the state of an address that has no usable MAC.

@@ -313,3 +313,45 @@ func TestL2PeerBackIsSeenAtOnce(t *testing.T) {
 	}
 	t.Logf("resolved %v after the address appeared, without a new attempt", time.Since(start).Round(time.Millisecond))
 }
+
+// TestL2KeepsMACThroughAFlush: when the kernel's entry for a resolved peer
+// goes away (a link flap flushes the table, or an admin does), l2 re-creates
+// it at once and keeps using the MAC it had meanwhile: the peer never turns
+// unresolved, relays and the loop guard lose nothing.
+func TestL2KeepsMACThroughAFlush(t *testing.T) {
+	l := newLab(t)
+	n1, n2 := l.nodes[0], l.nodes[1]
+	logs := &lockedBuffer{}
+	var l2 *L2
+	in(t, n1.ns, func() error {
+		var err error
+		l2, err = NewL2(L2Config{Iface: "eth0", NeighborRefresh: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		return err
+	})
+	t.Cleanup(func() { l2.Close() })
+	l2.SetPeers([]peers.Peer{n2.peer(4)})
+	waitStates(t, l2, "n2 resolved", 3*time.Second, func(m map[string]PeerState) bool { return stateIs(m, n2.ns, StateResolved) })
+	before := len(logs.String())
+
+	run(t, "-n", n1.ns, "neigh", "flush", "dev", "eth0")
+	m := ptbMessage(4, netip.MustParseAddr("198.51.100.91"), 5091, 1400)
+	el := &errLog{}
+	if n := l2.Send(m, []peers.Peer{n2.peer(4)}, el.add); n != 1 {
+		t.Errorf("Send right after the flush = %d, want 1; errors %v", n, el.errs)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !slices.Contains(managedNeighbours(t, n1.ns), n2.v4.String()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !slices.Contains(managedNeighbours(t, n1.ns), n2.v4.String()) {
+		t.Fatalf("the flushed managed entry was not re-created:\n%s", ipOut(t, "-n", n1.ns, "neigh", "show", "dev", "eth0"))
+	}
+	time.Sleep(200 * time.Millisecond) // room for a state change to be logged
+	if after := logs.String()[before:]; strings.Contains(after, "peer state changed") {
+		t.Errorf("the peer's state changed through the flush:\n%s", after)
+	}
+	if macs := l2.PeerMACs(); !slices.Equal(macs, [][6]byte{n2.mac}) {
+		t.Errorf("PeerMACs = %x, want [%x]", macs, n2.mac)
+	}
+}
