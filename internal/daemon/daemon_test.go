@@ -193,11 +193,11 @@ func TestFirewallKeeperReinstallsAndFollowsUplinks(t *testing.T) {
 	}
 }
 
-// fakeSender is a transport whose unresolved peers a test sets.
+// fakeSender is a transport whose peer states a test sets.
 type fakeSender struct {
-	mu      sync.Mutex
-	missing map[netip.Addr]error
-	told    []peers.Peer
+	mu     sync.Mutex
+	states []transport.PeerState
+	told   []peers.Peer
 }
 
 func (f *fakeSender) Name() string { return "fake" }
@@ -205,12 +205,13 @@ func (f *fakeSender) Close() error { return nil }
 func (f *fakeSender) Send(*ptb.Message, []peers.Peer, func(int, error)) int {
 	return 0
 }
-func (f *fakeSender) SetPeers(ps []peers.Peer) { f.mu.Lock(); f.told = ps; f.mu.Unlock() }
-func (f *fakeSender) PeerMACs() [][6]byte      { return nil }
-func (f *fakeSender) Unresolved() map[netip.Addr]error {
+func (f *fakeSender) SetPeers(ps []peers.Peer)      { f.mu.Lock(); f.told = ps; f.mu.Unlock() }
+func (f *fakeSender) PeerMACs() [][6]byte           { return nil }
+func (f *fakeSender) StateChanged() <-chan struct{} { return nil }
+func (f *fakeSender) PeerStates() []transport.PeerState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.missing
+	return f.states
 }
 
 func newTestView(kind transport.Kind, s transport.Sender, reg *peers.Registry, now *time.Time) (*viewKeeper, *metrics.Metrics) {
@@ -227,7 +228,11 @@ func TestDeadPeerIsADetailNotAFailure(t *testing.T) {
 	remote := netip.MustParseAddr("10.1.0.3")
 	reg := peers.NewRegistry()
 	reg.Update("static", []peers.Peer{peers.PeerAt(dead), peers.PeerAt(live), {Name: "far", V4: remote}})
-	s := &fakeSender{missing: map[netip.Addr]error{dead: transport.ErrNoMAC, remote: transport.ErrNotOnLink}}
+	s := &fakeSender{states: []transport.PeerState{
+		{Name: "10.0.0.9", State: transport.StateUnresolved, Addr: dead, Err: transport.ErrNoMAC},
+		{Name: "10.0.0.2", State: transport.StateResolved, Addr: live},
+		{Name: "far", State: transport.StateNotOnLink, Addr: remote, Err: transport.ErrNotOnLink},
+	}}
 	now := time.Unix(1000, 0)
 	v, m := newTestView(transport.Kind{Name: "l2", AnyFamily: true}, s, reg, &now)
 	if v.Ready() == nil {
@@ -242,12 +247,12 @@ func TestDeadPeerIsADetailNotAFailure(t *testing.T) {
 		t.Fatalf("a dead peer after the grace made readiness fail: %v", err)
 	}
 	d := v.Detail()
-	for _, want := range []string{"3 peers: 1 reachable, 1 unresolved, 1 unreachable", "10.0.0.9", "far (10.1.0.3)"} {
+	for _, want := range []string{"3 peers: 1 of 3 peers resolved", "10.0.0.9 unresolved", "far not_on_link"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("detail %q lacks %q", d, want)
 		}
 	}
-	for state, want := range map[string]float64{"reachable": 1, "unresolved": 1, "unreachable": 1} {
+	for state, want := range map[string]float64{"resolved": 1, "unresolved": 1, "not_on_link": 1, "failed": 0} {
 		if got := testutil.ToFloat64(m.PeerStates.WithLabelValues(state)); got != want {
 			t.Errorf("gopmtud_peer_states{state=%q} = %v, want %v", state, got, want)
 		}
@@ -329,5 +334,17 @@ func TestCaptureRunner(t *testing.T) {
 	ok := &captureRunner{src: &fakeSource{}, group: 33, m: metrics.New("l2")}
 	if err := ok.Run(ctx); err != nil {
 		t.Fatalf("stopping is not an error: %v", err)
+	}
+}
+
+// TestPeerStateLabelsAreTheTransportStates: the gauge's label values are
+// the transport's states, every one of them, and no other.
+func TestPeerStateLabelsAreTheTransportStates(t *testing.T) {
+	var want []string
+	for _, s := range transport.NeighStates() {
+		want = append(want, s.String())
+	}
+	if !slices.Equal(metrics.PeerStateNames, want) {
+		t.Fatalf("metrics.PeerStateNames = %v, transport states %v", metrics.PeerStateNames, want)
 	}
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"net/netip"
 	"sync"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
@@ -28,10 +27,11 @@ func (r *reopenable) get() transport.Sender {
 	return r.cur
 }
 
-func (r *reopenable) Name() string                     { return r.get().Name() }
-func (r *reopenable) PeerMACs() [][6]byte              { return r.get().PeerMACs() }
-func (r *reopenable) SetPeers(ps []peers.Peer)         { r.get().SetPeers(ps) }
-func (r *reopenable) Unresolved() map[netip.Addr]error { return r.get().Unresolved() }
+func (r *reopenable) Name() string                      { return r.get().Name() }
+func (r *reopenable) PeerMACs() [][6]byte               { return r.get().PeerMACs() }
+func (r *reopenable) SetPeers(ps []peers.Peer)          { r.get().SetPeers(ps) }
+func (r *reopenable) PeerStates() []transport.PeerState { return r.get().PeerStates() }
+func (r *reopenable) StateChanged() <-chan struct{}     { return r.get().StateChanged() }
 
 func (r *reopenable) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	r.mu.RLock()

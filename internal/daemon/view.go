@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,23 +48,22 @@ type viewKeeper struct {
 	mu      sync.Mutex
 	started time.Time
 	built   bool
-	states  map[netip.Addr]string // last logged state of each unreachable peer
 	status  peerStatus
 }
 
 // peerStatus is what readiness says about the peers.
 type peerStatus struct {
-	total, reachable int
-	unresolved       []string // "name (addr): why"
-	unreachable      []string
-	familyGap        string // routed: peers a family cannot reach
+	total      int
+	unresolved int                   // still being resolved (l2)
+	states     []transport.PeerState // per peer, from the transport (nil: all reachable)
+	familyGap  string                // routed: peers a family cannot reach
 }
 
 func newViewKeeper(k transport.Kind, s transport.Sender, r *peers.Registry, up func() uplinks,
 	publish func(*policy.View), m *metrics.Metrics, log *slog.Logger) *viewKeeper {
 	return &viewKeeper{
 		kind: k, sender: s, registry: r, uplinks: up, identity: localIdentity, publish: publish,
-		m: m, log: log, now: time.Now, kick: make(chan struct{}, 1), states: map[netip.Addr]string{},
+		m: m, log: log, now: time.Now, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -94,6 +91,7 @@ func (v *viewKeeper) Run(ctx context.Context) error {
 			poll = viewFastPoll
 		case <-v.kick:
 			told, poll = nil, viewFastPoll // a new transport has not been told the peers
+		case <-v.sender.StateChanged(): // a MAC learned or lost: rebuild at once
 		case <-timer.C:
 		}
 		set := v.registry.Snapshot()
@@ -119,11 +117,16 @@ func (v *viewKeeper) rebuild(set *peers.Set) bool {
 	if err != nil {
 		v.log.Warn("reading own addresses", "err", err)
 	}
-	// Unresolved before PeerMACs: if nothing was missing then, the MACs
+	// States before PeerMACs: if nothing was unresolved then, the MACs
 	// read next are complete and the view built from them is armed.
-	missing := v.sender.Unresolved()
+	states := v.sender.PeerStates()
 	v.publish(policy.NewView(self.addrs, self.macs, set, v.sender.PeerMACs()).CarryAnyFamily(v.kind.AnyFamily))
-	st := v.classify(set, missing)
+	st := peerStatus{total: set.Len(), states: states, familyGap: familyGap(v.kind, set)}
+	counts := transport.CountStates(states)
+	if states == nil {
+		counts[transport.StateResolved.String()] = set.Len()
+	}
+	st.unresolved = counts[transport.StateUnresolved.String()]
 	v.mu.Lock()
 	gapWas := v.status.familyGap
 	v.built = true
@@ -132,51 +135,14 @@ func (v *viewKeeper) rebuild(set *peers.Set) bool {
 	if st.familyGap != gapWas && st.familyGap != "" {
 		v.log.Warn("some peers cannot get every family", "detail", st.familyGap)
 	}
-	v.m.PeerStates.WithLabelValues("reachable").Set(float64(st.reachable))
-	v.m.PeerStates.WithLabelValues("unresolved").Set(float64(len(st.unresolved)))
-	v.m.PeerStates.WithLabelValues("unreachable").Set(float64(len(st.unreachable)))
+	for state, n := range counts {
+		v.m.PeerStates.WithLabelValues(state).Set(float64(n))
+	}
 	for source, n := range v.registry.Counts() {
 		v.m.Peers.WithLabelValues(source).Set(float64(n))
 	}
 	v.m.PeersTotal.Set(float64(set.Len()))
-	return len(st.unresolved) > 0
-}
-
-// classify sorts the peers into states, logging each peer whose state changed.
-func (v *viewKeeper) classify(set *peers.Set, missing map[netip.Addr]error) peerStatus {
-	st := peerStatus{total: set.Len()}
-	seen := make(map[netip.Addr]bool, len(missing))
-	for _, p := range set.All() {
-		a := p.Addr()
-		err, bad := missing[a]
-		if !bad {
-			st.reachable++
-			continue
-		}
-		seen[a] = true
-		line := fmt.Sprintf("%s (%s): %v", p.Name, a, err)
-		state := "unreachable"
-		if errors.Is(err, transport.ErrNoMAC) {
-			state = "unresolved"
-			st.unresolved = append(st.unresolved, line)
-		} else {
-			st.unreachable = append(st.unreachable, line)
-		}
-		if v.states[a] != state {
-			v.states[a] = state
-			v.log.Warn("peer cannot be relayed to", "peer", p.Name, "addr", a, "state", state, "err", err)
-		}
-	}
-	for a := range v.states {
-		if !seen[a] {
-			delete(v.states, a)
-			if set.Contains(a) {
-				v.log.Info("peer reachable again", "addr", a)
-			}
-		}
-	}
-	st.familyGap = familyGap(v.kind, set)
-	return st
+	return st.unresolved > 0
 }
 
 // familyGap says which peers the transport cannot reach with one family:
@@ -202,7 +168,7 @@ func (v *viewKeeper) Ready() error {
 	if !v.built {
 		return errors.New("peer view not built yet")
 	}
-	if n := len(v.status.unresolved); n > 0 && v.now().Sub(v.started) < startGrace {
+	if n := v.status.unresolved; n > 0 && v.now().Sub(v.started) < startGrace {
 		return fmt.Errorf("resolving %d peer(s) (start grace %v)", n, startGrace)
 	}
 	return nil
@@ -216,21 +182,12 @@ func (v *viewKeeper) Detail() string {
 	if st.total == 0 {
 		return "no peers known: nothing to relay to"
 	}
-	s := fmt.Sprintf("%d peers: %d reachable, %d unresolved, %d unreachable", st.total, st.reachable, len(st.unresolved), len(st.unreachable))
-	for _, l := range [][]string{st.unresolved, st.unreachable} {
-		if len(l) > 0 {
-			s += "; " + strings.Join(firstN(slices.Sorted(slices.Values(l)), 10), "; ")
-		}
+	s := fmt.Sprintf("%d peers", st.total)
+	if st.states != nil {
+		s += ": " + transport.SummarizeStates(st.states, 10)
 	}
 	if st.familyGap != "" {
 		s += "; " + st.familyGap
 	}
 	return s
-}
-
-func firstN(l []string, n int) []string {
-	if len(l) <= n {
-		return l
-	}
-	return append(l[:n:n], fmt.Sprintf("... and %d more", len(l)-n))
 }

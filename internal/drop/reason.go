@@ -28,6 +28,8 @@ const (
 	InnerBadVersion // quoted packet's IP version differs from the outer family
 	InnerBadHeader  // quoted IHL below 5, or similar nonsense
 	InnerICMPError  // an error about an ICMP error: RFC 1122 forbids answering those
+	InnerBadLength  // quoted IPv4 total length shorter than the quoted header itself
+	MTUNotSmaller   // reported MTU not smaller than the quoted packet: it would have fitted
 
 	// Policy.
 	FromSelf          // sent by this node (one of our own addresses)
@@ -64,6 +66,8 @@ var names = [numReasons]string{
 	InnerBadVersion:   "inner_bad_version",
 	InnerBadHeader:    "inner_bad_header",
 	InnerICMPError:    "inner_icmp_error",
+	InnerBadLength:    "inner_bad_length",
+	MTUNotSmaller:     "mtu_not_smaller",
 	FromSelf:          "from_self",
 	FromPeer:          "from_peer",
 	L2Broadcast:       "l2_broadcast",
@@ -88,7 +92,7 @@ func (r Reason) String() string {
 }
 
 // Malformed reports whether the parser rejected the packet (as opposed to the policy).
-func (r Reason) Malformed() bool { return r >= Truncated && r <= InnerICMPError }
+func (r Reason) Malformed() bool { return r >= Truncated && r <= MTUNotSmaller }
 
 // All lists every reason except None, so metrics can be pre-registered
 // (a series that exists at zero is easier to alert on than a missing one).

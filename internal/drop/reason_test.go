@@ -23,7 +23,7 @@ func TestEveryReasonHasAUniqueName(t *testing.T) {
 
 func TestMalformedIsExactlyTheParserReasons(t *testing.T) {
 	for _, r := range All() {
-		want := r <= InnerICMPError
+		want := r <= MTUNotSmaller
 		if r.Malformed() != want {
 			t.Errorf("%s: Malformed() = %v, want %v", r, r.Malformed(), want)
 		}

@@ -29,14 +29,15 @@ type Metrics struct {
 	SendErrors   *prometheus.CounterVec  // {peer}
 	Peers        *prometheus.GaugeVec    // {source}
 	PeersTotal   prometheus.Gauge
-	PeerStates   *prometheus.GaugeVec // {state}: reachable, unresolved, unreachable
+	PeerStates   *prometheus.GaugeVec // {state}: PeerStateNames
 	CaptureUp    prometheus.Gauge
 	FirewallUp   prometheus.Gauge
 	RelayLatency prometheus.Histogram
 }
 
-// PeerStateNames are the label values of gopmtud_peer_states.
-var PeerStateNames = []string{"reachable", "unresolved", "unreachable"}
+// PeerStateNames are the label values of gopmtud_peer_states: the
+// transport's neighbour states (transport.NeighStates, checked by a test).
+var PeerStateNames = []string{"resolved", "unresolved", "failed", "not_on_segment", "not_on_link"}
 
 // New registers every collector on a fresh registry (plus Go and process collectors).
 func New(transport string) *Metrics {
@@ -75,7 +76,7 @@ func New(transport string) *Metrics {
 	}, []string{"source"})
 	m.PeerStates = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "peer_states",
-		Help: "Peers by what the transport knows of them: reachable, unresolved (no MAC yet: nobody answered), unreachable (not on a shared link, or the transport cannot carry a family to it).",
+		Help: "Peers (nodes) by what the transport knows of reaching them: resolved (every peer, for transports without per-peer state), unresolved (l2: no MAC yet), failed (nobody answers; retried with backoff), not_on_segment (its MAC is a gateway's or another peer's: proxy ARP), not_on_link (routed elsewhere).",
 	}, []string{"state"})
 	for _, s := range PeerStateNames {
 		m.PeerStates.WithLabelValues(s)

@@ -38,6 +38,17 @@ func fuzzSeeds() [][]byte {
 		binary.BigEndian.PutUint16(b[4:], uint16(payload))
 		seeds = append(seeds, b)
 	}
+	// Quoted lengths around the header and the MTU (1400).
+	for _, total := range []int{0, 19, 20, 1399, 1400, 1401, 0xffff} {
+		b := ptbtest.Build(spec4(6))
+		binary.BigEndian.PutUint16(b[28+2:], uint16(total))
+		seeds = append(seeds, fix4(b))
+	}
+	for _, payload := range []int{0, 1359, 1360, 1361, 0xffff} {
+		b := ptbtest.Build(spec6(6))
+		binary.BigEndian.PutUint16(b[48+4:], uint16(payload))
+		seeds = append(seeds, fix6(b, 40))
+	}
 	mf := ptbtest.Build(spec4(6))
 	mf[6] |= 0x20
 	off := ptbtest.Build(spec4(6))
@@ -80,15 +91,27 @@ func FuzzParse(f *testing.F) {
 // FuzzBuildParse: whatever ptbtest builds, Parse decodes back to the spec,
 // refusing it only for the reasons the spec explains.
 func FuzzBuildParse(f *testing.F) {
-	f.Add(false, uint32(1400), uint8(6), uint16(443), uint16(51000), uint8(64), uint8(1))
-	f.Add(true, uint32(1280), uint8(17), uint16(53), uint16(1), uint8(1), uint8(2))
-	f.Add(true, uint32(1500), uint8(58), uint16(128<<8), uint16(0), uint8(255), uint8(3))
-	f.Add(false, uint32(0), uint8(1), uint16(3<<8), uint16(0), uint8(0), uint8(4))
-	f.Fuzz(func(t *testing.T, v6 bool, mtu uint32, proto uint8, sport, dport uint16, hop, host uint8) {
+	f.Add(false, uint32(1400), uint8(6), uint16(443), uint16(51000), uint8(64), uint8(1), uint16(0))
+	f.Add(true, uint32(1280), uint8(17), uint16(53), uint16(1), uint8(1), uint8(2), uint16(0))
+	f.Add(true, uint32(1500), uint8(58), uint16(128<<8), uint16(0), uint8(255), uint8(3), uint16(1460))
+	f.Add(false, uint32(0), uint8(1), uint16(3<<8), uint16(0), uint8(0), uint8(4), uint16(0))
+	f.Add(false, uint32(65535), uint8(6), uint16(443), uint16(51000), uint8(64), uint8(1), uint16(9000))
+	f.Add(false, uint32(1400), uint8(6), uint16(443), uint16(51000), uint8(64), uint8(1), uint16(19))
+	f.Add(true, uint32(9000), uint8(6), uint16(443), uint16(51000), uint8(64), uint8(1), uint16(8960))
+	f.Fuzz(func(t *testing.T, v6 bool, mtu uint32, proto uint8, sport, dport uint16, hop, host uint8, innerLen uint16) {
 		s := ptbtest.Spec{Router: router4, VIP: vip4, Client: client4,
 			MTU: mtu, Proto: proto, SrcPort: sport, DstPort: dport, HopLimit: hop}
+		// innerLen is the quoted IPv4 total length or IPv6 payload length;
+		// 0 keeps ptbtest's default of a 9000-byte packet.
+		quoted := uint32(9000)
+		if innerLen != 0 {
+			s.InnerLen, quoted = int(innerLen), uint32(innerLen)
+		}
 		if v6 {
 			s.Router, s.VIP, s.Client = router6, vip6, client6
+			if innerLen != 0 {
+				s.InnerLen, quoted = int(innerLen)+40, uint32(innerLen)+40
+			}
 		}
 		s.Client = withLastByte(s.Client, host)
 		pkt := ptbtest.Build(s)
@@ -111,6 +134,10 @@ func FuzzBuildParse(f *testing.F) {
 		switch {
 		case mtu < lo || mtu > hi:
 			want = drop.BadMTU
+		case !v6 && quoted < 20:
+			want = drop.InnerBadLength
+		case mtu >= quoted:
+			want = drop.MTUNotSmaller
 		case !v6 && proto == 1 && (icmpType == 3 || icmpType == 4 || icmpType == 5 || icmpType == 11 || icmpType == 12):
 			want = drop.InnerICMPError
 		case v6 && proto == 58 && icmpType < 128:

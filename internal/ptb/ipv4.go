@@ -47,8 +47,9 @@ func parse4(pkt []byte, lim *Limits, m *Message) drop.Reason {
 }
 
 // parseInner4 decodes the quoted IPv4 packet q (at least one byte, version 4
-// already checked) into m.Inner. Options are skipped by IHL; lengths and
-// checksums are not checked because the quote is usually cut short.
+// already checked) into m.Inner. Options are skipped by IHL. The stated
+// total length must be plausible and larger than m.MTU; the checksum is not
+// checked because the quote is usually cut short.
 func parseInner4(q []byte, m *Message) drop.Reason {
 	if len(q) < 20 {
 		return drop.InnerTruncated
@@ -62,6 +63,16 @@ func parseInner4(q []byte, m *Message) drop.Reason {
 	}
 	if !options4OK(q[20:ihl]) {
 		return drop.InnerBadHeader
+	}
+	// The quote may be cut short, but the total length it states is the
+	// packet the router refused: it cannot be shorter than its own header,
+	// and an MTU it would have fitted in is no reason to refuse it.
+	total := uint32(binary.BigEndian.Uint16(q[2:]))
+	if total < uint32(ihl) {
+		return drop.InnerBadLength
+	}
+	if m.MTU >= total {
+		return drop.MTUNotSmaller
 	}
 	f := &m.Inner
 	f.Src = netip.AddrFrom4([4]byte(q[12:16]))

@@ -44,10 +44,16 @@ func parse6(pkt []byte, lim *Limits, m *Message) drop.Reason {
 
 // parseInner6 decodes the quoted IPv6 packet q (at least one byte, version 6
 // already checked) into m.Inner, walking its extension headers like the
-// outer ones. The payload length is not checked: the quote is usually cut.
+// outer ones. The payload length must exceed the MTU (the quote itself is
+// usually cut, so it is not compared with the bytes present).
 func parseInner6(q []byte, m *Message) drop.Reason {
 	if len(q) < 40 {
 		return drop.InnerTruncated
+	}
+	// As for IPv4: the refused packet (payload length + 40) must not have
+	// fitted in the MTU. A payload length of 0 (a jumbogram) counts as 40.
+	if m.MTU >= 40+uint32(binary.BigEndian.Uint16(q[4:])) {
+		return drop.MTUNotSmaller
 	}
 	f := &m.Inner
 	f.Src = netip.AddrFrom16([16]byte(q[8:24]))

@@ -32,12 +32,18 @@ const (
 // and MTU, and that the quoted packet has an IP header of the same family
 // and, for TCP, UDP, SCTP and UDP-Lite, its ports. A quoted ICMP error is
 // refused: RFC 1122 section 3.2.2 and RFC 4443 section 2.4 (e.1) forbid
-// sending errors about errors, so such a message is forged or broken.
+// sending errors about errors, so such a message is forged or broken. The
+// length the quoted header states must make sense: a quoted IPv4 total
+// length shorter than the quoted header is drop.InnerBadLength, and the MTU
+// must be smaller than the quoted packet (IPv4 total length, IPv6 payload
+// length + 40), since a router complains only about a packet that did not
+// fit (drop.MTUNotSmaller).
 //
-// What it does not check, on purpose: the quoted packet's checksums and
-// lengths (routers quote a prefix: RFC 792 asks for 64 bits of payload,
-// RFC 4443 as much as fits in 1280 bytes), and whether the quoted source is
-// the outer destination (that is policy, drop.ForeignInner).
+// What it does not check, on purpose: the quoted packet's checksums, and
+// whether its stated length matches the bytes quoted (routers quote a
+// prefix: RFC 792 asks for 64 bits of payload, RFC 4443 as much as fits in
+// 1280 bytes), and whether the quoted source is the outer destination (that
+// is policy, drop.ForeignInner).
 //
 // Trailing bytes beyond the stated IP length (link-layer padding) are
 // ignored; m.Packet is trimmed to the stated length. m's slices alias pkt.

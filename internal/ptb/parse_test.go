@@ -137,6 +137,46 @@ var cases4 = []parseCase{
 	{name: "quoted frag-needed", pkt: func() []byte { s := spec4(1); s.SrcPort = 3<<8 | 4; return ptbtest.Build(s) }, want: drop.InnerICMPError},
 	{name: "quoted time exceeded", pkt: func() []byte { s := spec4(1); s.SrcPort = 11 << 8; return ptbtest.Build(s) }, want: drop.InnerICMPError},
 	{name: "quoted parameter problem", pkt: func() []byte { s := spec4(1); s.SrcPort = 12 << 8; return ptbtest.Build(s) }, want: drop.InnerICMPError},
+	{name: "quoted total length 0", pkt: inner4(1400, 0), want: drop.InnerBadLength},
+	{name: "quoted total length 19", pkt: inner4(1400, 19), want: drop.InnerBadLength},
+	{name: "quoted total length inside its options", pkt: build4(6, func(b []byte) []byte {
+		b = insert(b, 48, 1, 1, 1, 0)
+		b[28] = 0x46
+		binary.BigEndian.PutUint16(b[28+2:], 23) // header is 24 bytes
+		addTotal4(b, 4)
+		return fix4(b)
+	}), want: drop.InnerBadLength},
+	{name: "mtu 65535 quoting 9000 bytes", pkt: inner4(65535, 9000), want: drop.MTUNotSmaller},
+	{name: "mtu equals quoted length", pkt: inner4(1400, 1400), want: drop.MTUNotSmaller},
+	{name: "quoted length is only its header", pkt: inner4(1400, 20), want: drop.MTUNotSmaller},
+	{name: "mtu one below quoted length", pkt: inner4(1399, 1400), mtu: 1399},
+	{name: "default 65534 quoting 65535", pkt: inner4(65534, 65535), mtu: 65534},
+}
+
+// inner4 builds the TCP case with the given MTU and quoted total length.
+func inner4(mtu uint32, innerLen int) func() []byte {
+	return func() []byte {
+		s := spec4(6)
+		s.MTU = mtu
+		if innerLen == 0 {
+			return build4(6, func(b []byte) []byte {
+				b[28+2], b[28+3] = 0, 0
+				return fix4(b)
+			})()
+		}
+		s.InnerLen = innerLen
+		return ptbtest.Build(s)
+	}
+}
+
+// inner6 builds the TCP case with the given MTU and quoted payload length.
+func inner6(mtu uint32, payload int) func() []byte {
+	return func() []byte {
+		b := ptbtest.Build(spec6(6))
+		binary.BigEndian.PutUint32(b[44:], mtu)
+		binary.BigEndian.PutUint16(b[48+4:], uint16(payload))
+		return fix6(b, 40)
+	}
 }
 
 // ext6 inserts an outer extension header of kind next before the ICMPv6 message.
@@ -191,7 +231,8 @@ var cases6 = []parseCase{
 	}), inner: &ptb.Flow{Src: vip6, Dst: client6, Proto: 17}},
 	{name: "long quote", pkt: build6(6, func(b []byte) []byte { return grow6(b, 1280-len(b)) })},
 	{name: "strict 1499", pkt: func() []byte { s := spec6(6); s.MTU = 1499; return ptbtest.Build(s) }, lim: strict(), mtu: 1499},
-	{name: "default 65535", pkt: func() []byte { s := spec6(6); s.MTU = 65535; return ptbtest.Build(s) }, mtu: 65535},
+	{name: "default 65535", pkt: inner6(65535, 65535), mtu: 65535},
+	{name: "mtu one below quoted length", pkt: inner6(1399, 1360), mtu: 1399},
 
 	// Outer header.
 	{name: "short header", pkt: build6(6, func(b []byte) []byte { return b[:39] }), want: drop.Truncated},
@@ -266,6 +307,9 @@ var cases6 = []parseCase{
 	{name: "quoted packet too big", pkt: func() []byte { s := spec6(58); s.SrcPort = 2 << 8; return ptbtest.Build(s) }, want: drop.InnerICMPError},
 	{name: "quoted type 127", pkt: func() []byte { s := spec6(58); s.SrcPort = 127 << 8; return ptbtest.Build(s) }, want: drop.InnerICMPError},
 	{name: "quoted icmpv6 without type", pkt: build6(58, func(b []byte) []byte { return cut6(b, 40) }), want: drop.InnerTruncated},
+	{name: "mtu equals quoted length", pkt: inner6(1400, 1360), want: drop.MTUNotSmaller},
+	{name: "mtu 65535 quoting 9000 bytes", pkt: inner6(65535, 8960), want: drop.MTUNotSmaller},
+	{name: "quoted jumbogram", pkt: inner6(1400, 0), want: drop.MTUNotSmaller},
 }
 
 func TestParse(t *testing.T) {

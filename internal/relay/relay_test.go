@@ -16,6 +16,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 // fakeSender records what the relay asked it to send.
@@ -26,11 +27,12 @@ type fakeSender struct {
 	fail    netip.Addr
 }
 
-func (f *fakeSender) Name() string                     { return "fake" }
-func (f *fakeSender) Close() error                     { return nil }
-func (f *fakeSender) SetPeers([]peers.Peer)            {}
-func (f *fakeSender) PeerMACs() [][6]byte              { return nil }
-func (f *fakeSender) Unresolved() map[netip.Addr]error { return nil }
+func (f *fakeSender) Name() string                      { return "fake" }
+func (f *fakeSender) Close() error                      { return nil }
+func (f *fakeSender) SetPeers([]peers.Peer)             {}
+func (f *fakeSender) PeerMACs() [][6]byte               { return nil }
+func (f *fakeSender) PeerStates() []transport.PeerState { return nil }
+func (f *fakeSender) StateChanged() <-chan struct{}     { return nil }
 func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	f.sent++
 	f.lastTo, f.lastMsg = to, *m

@@ -13,6 +13,11 @@ var (
 	// interface, so an Ethernet frame on the configured interface cannot
 	// reach it. Use the routed transport for such fabrics.
 	ErrNotOnLink = errors.New("peer is not on-link")
+	// ErrNotOnSegment means the peer's address resolves to a MAC that other
+	// peers or the default gateway share: a router answers ARP / neighbour
+	// discovery for it (proxy ARP), so the peer is not on this segment and
+	// a frame to that MAC would reach the router, not the peer.
+	ErrNotOnSegment = errors.New("peer is not on this segment (its MAC is shared with other peers or the gateway: proxy ARP)")
 	// ErrFamily means the message's family has no socket or does not match
 	// the peer's address family.
 	ErrFamily = errors.New("address family not supported by this transport")

@@ -3,7 +3,7 @@
 package transport
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Active resolution.
@@ -26,21 +26,23 @@ import (
 // On older kernels the request fails and we fall back to NTF_USE, which
 // triggers one resolution (the same as a packet sent to the address).
 //
-// We rejected the alternative of a zero-length UDP send: it needs a socket
-// in the right network namespace at resolution time (the refresher is an
-// ordinary goroutine and must not switch namespaces), and the resulting
-// entry goes STALE again without traffic. The netlink handle was opened in
-// the constructor's namespace, so everything here is namespace-safe.
+// Managed entries carry NeighProtocol (neighmsg.go). Those l2 created are
+// deleted when their peer leaves the set and on Close; those an earlier run
+// left behind (killed before it could clean up) are removed at the first
+// SetPeers if their address is no longer a peer, and adopted otherwise.
 //
-// Managed entries l2 created are deleted when their peer leaves the set and
-// on Close, so the kernel stops probing departed nodes.
+// A peer nobody answers for is retried with a growing gap (backoff), not on
+// every Send: the kernel's managed entry probes it meanwhile anyway.
+//
+// The netlink sockets were opened in the constructor's namespace, so
+// everything here is namespace-safe from an ordinary goroutine.
 
-// neighEntry is what l2 knows about one peer: a MAC and the uplink its
-// entry lives on, or why there is none.
+// neighEntry is what l2 knows about one peer address: a MAC, or why there is none.
 type neighEntry struct {
-	mac     [6]byte
-	ifindex int
-	err     error // nil: mac is usable
+	name  string // the peer node's name
+	mac   [6]byte
+	state NeighState
+	err   error // nil: mac is usable
 }
 
 // neighTable is an immutable snapshot read by Send without locking.
@@ -49,46 +51,94 @@ type neighTable struct {
 	macs [][6]byte // usable peer MACs, deduplicated, for MACSource
 }
 
-// nudValid is the kernel's NUD_VALID: states whose link-layer address can be used.
-const nudValid = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHABLE |
-	netlink.NUD_PROBE | netlink.NUD_STALE | netlink.NUD_DELAY
+// Retry timing for a peer without a MAC: the gap after attempt k is
+// minResolveGap << (k-1), at most maxResolveGap. After failAfter attempts
+// the peer is reported as StateFailed (it stays tracked and retried).
+const (
+	minResolveGap = time.Second
+	maxResolveGap = 30 * time.Second
+	failAfter     = 3
+	// macGrace bounds how long a peer keeps its last MAC while its kernel
+	// entry is missing or probed again; a FAILED entry ends it at once.
+	macGrace = 5 * time.Second
+)
 
-// minResolveGap bounds how often one address is re-resolved when Send keeps
-// asking for it.
-const minResolveGap = time.Second
-
-type neighbours struct {
-	h     *netlink.Handle
-	links map[int]string // the uplinks: ifindex -> name
-	log   *slog.Logger
-	out   *atomic.Pointer[neighTable]
-
-	wantc chan netip.Addr // peers Send found missing; non-blocking
-	peerc chan struct{}   // SetPeers happened
-	done  chan struct{}
-	wg    sync.WaitGroup
-
-	pmu     sync.Mutex
-	pending []netip.Addr // last SetPeers, nil if none pending
-
-	// Owned by run.
-	tracked map[netip.Addr]bool // peers whose MACs we keep
-	lastTry map[netip.Addr]time.Time
-	created map[netip.Addr]int // managed entries we added: on which ifindex
+func resolveGap(tries int) time.Duration {
+	if tries < 1 {
+		return 0
+	}
+	if tries > 6 { // 1s << 5 already exceeds the cap
+		return maxResolveGap
+	}
+	return min(minResolveGap<<(tries-1), maxResolveGap)
 }
 
-func startNeighbours(h *netlink.Handle, links map[int]string, every time.Duration, log *slog.Logger, out *atomic.Pointer[neighTable]) *neighbours {
+// namedAddr is one address of a peer node.
+type namedAddr struct {
+	name string
+	addr netip.Addr
+}
+
+// peerTrack is the refresher's state for one tracked address.
+type peerTrack struct {
+	name      string
+	tries     int       // resolution attempts since the address last had a MAC
+	next      time.Time // no attempt before this
+	notOnLink error     // the last route check's verdict
+
+	lastMAC [6]byte   // the MAC it last had, kept through a short loss (inGrace)
+	hasLast bool      // lastMAC is set
+	lostAt  time.Time // when the kernel entry stopped being usable
+}
+
+type neighbours struct {
+	nl      *mnl.Conn       // neighbour messages (see neighmsg.go)
+	ev      *mnl.Conn       // neighbour notifications (see neighevents_linux.go)
+	h       *netlink.Handle // routes and links
+	ifindex int
+	iface   string
+	log     *slog.Logger
+	out     *atomic.Pointer[neighTable]
+
+	wantc   chan netip.Addr // peers Send found missing; non-blocking
+	events  chan neighEvent // kernel notifications for our interface
+	peerc   chan struct{}   // SetPeers happened
+	changed chan struct{}   // a peer's state changed; cap 1
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	pmu     sync.Mutex
+	pending []namedAddr // last SetPeers, nil if none pending
+
+	attempts atomic.Int64 // resolution attempts, for tests
+
+	// Owned by run.
+	tracked  map[netip.Addr]*peerTrack
+	created  map[netip.Addr]bool // managed entries we own (added or adopted)
+	swept    bool                // leftovers of earlier runs were handled
+	gateways map[[6]byte]bool    // MACs of the default routes' nexthops here
+	states   map[string]NeighState
+}
+
+// startNeighbours starts the resolver of one uplink. changed (cap 1) is
+// signalled after a peer's state changed; l2 shares one among its uplinks.
+func startNeighbours(c, ev *mnl.Conn, h *netlink.Handle, ifindex int, iface string, every time.Duration, log *slog.Logger,
+	out *atomic.Pointer[neighTable], changed chan struct{}) *neighbours {
 	n := &neighbours{
-		h: h, links: links, log: log, out: out,
-		wantc:   make(chan netip.Addr, 256),
-		peerc:   make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		tracked: map[netip.Addr]bool{},
-		lastTry: map[netip.Addr]time.Time{},
-		created: map[netip.Addr]int{},
+		nl: c, ev: ev, h: h, ifindex: ifindex, iface: iface, log: log, out: out,
+		wantc:    make(chan netip.Addr, 256),
+		events:   make(chan neighEvent, 256),
+		peerc:    make(chan struct{}, 1),
+		changed:  changed,
+		done:     make(chan struct{}),
+		tracked:  map[netip.Addr]*peerTrack{},
+		created:  map[netip.Addr]bool{},
+		gateways: map[[6]byte]bool{},
+		states:   map[string]NeighState{},
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.run(every)
+	go n.readEvents()
 	return n
 }
 
@@ -101,7 +151,7 @@ func (n *neighbours) want(a netip.Addr) {
 	}
 }
 
-func (n *neighbours) setPeers(addrs []netip.Addr) {
+func (n *neighbours) setPeers(addrs []namedAddr) {
 	n.pmu.Lock()
 	n.pending = addrs
 	n.pmu.Unlock()
@@ -113,57 +163,55 @@ func (n *neighbours) setPeers(addrs []netip.Addr) {
 
 func (n *neighbours) stop() {
 	close(n.done)
+	n.ev.Close() // ends readEvents' Receive
 	n.wg.Wait()
 }
 
 func (n *neighbours) run(every time.Duration) {
 	defer n.wg.Done()
 	defer n.h.Close()
+	defer n.nl.Close()
 	defer n.deleteCreated(nil)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-
-	// After triggering resolution, re-read the table a few times at growing
+	// After a first attempt, re-read the table a few times at growing
 	// intervals (5 ms .. 640 ms, about 1.3 s in all), so a peer that answers
-	// within milliseconds is usable at once rather than at the next tick.
-	// The poll is a timer in this loop, so it never delays other events.
-	poll := time.NewTimer(time.Hour)
-	poll.Stop()
+	// within milliseconds is usable at once. Later attempts are read at the
+	// next retry only: a peer that did not answer then is not in a hurry.
+	poll := newStopped()
 	defer poll.Stop()
+	retry := newStopped()
+	defer retry.Stop()
 	var pollDelay time.Duration
-	startPoll := func() {
-		if !n.resolved() {
+	// Learn the gateways' MACs before the peers arrive (see gatewayMACs).
+	n.refresh(true)
+	resolveNow := func() {
+		if n.refresh(true) {
 			pollDelay = 5 * time.Millisecond
 			poll.Reset(pollDelay)
 		}
+		n.armRetry(retry)
 	}
 	for {
 		select {
 		case <-n.done:
 			return
 		case <-tick.C:
-			n.refresh(true)
+			resolveNow()
+		case <-retry.C:
+			resolveNow()
 		case <-n.peerc:
 			n.applyPeers()
-			n.refresh(true)
-			startPoll()
+			resolveNow()
 		case a := <-n.wantc:
-			need := n.track(a)
-			// Drain what queued meanwhile; bounded by the channel's capacity.
-		drain:
-			for i := 0; i < cap(n.wantc); i++ {
-				select {
-				case a := <-n.wantc:
-					need = n.track(a) || need
-				default:
-					break drain
-				}
+			if n.drainWants(a) {
+				resolveNow()
 			}
-			// A peer that never answers is asked for on every Send; it
-			// costs a refresh at most once per minResolveGap.
-			if need {
-				n.refresh(true)
-				startPoll()
+		case e := <-n.events:
+			// A lost entry is re-created at once (an attempt is due for a
+			// peer that had a MAC); a peer back is simply read.
+			if n.drainEvents(e) {
+				resolveNow()
 			}
 		case <-poll.C:
 			n.refresh(false)
@@ -175,17 +223,55 @@ func (n *neighbours) run(every time.Duration) {
 	}
 }
 
-// track starts tracking a peer Send asked for. It reports whether a refresh
-// is due: the peer is new, or its last resolution attempt is old enough.
+func newStopped() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// drainWants tracks a and what else Send queued meanwhile (bounded by the
+// channel's capacity) and reports whether an attempt is due.
+func (n *neighbours) drainWants(a netip.Addr) bool {
+	need := n.track(a)
+	for i := 0; i < cap(n.wantc); i++ {
+		select {
+		case a := <-n.wantc:
+			need = n.track(a) || need
+		default:
+			return need
+		}
+	}
+	return need
+}
+
+// armRetry sets the retry timer to the earliest due attempt, if any. Only
+// peers without a usable kernel entry have one (a peer in its grace period
+// included: its retry also ends the grace).
+func (n *neighbours) armRetry(retry *time.Timer) {
+	var first time.Time
+	for _, p := range n.tracked {
+		if !p.next.IsZero() && (first.IsZero() || p.next.Before(first)) {
+			first = p.next
+		}
+	}
+	retry.Stop()
+	if !first.IsZero() {
+		retry.Reset(max(time.Until(first), time.Millisecond))
+	}
+}
+
+// track starts tracking a peer Send asked for. It reports whether an
+// attempt is due: the peer is new, or its backoff gap has passed.
 func (n *neighbours) track(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	if _, ok := n.tracked[a]; !ok {
-		n.tracked[a] = true
+	p, ok := n.tracked[a]
+	if !ok {
+		n.tracked[a] = &peerTrack{name: a.String()}
 		return true
 	}
-	return time.Since(n.lastTry[a]) >= minResolveGap
+	return !time.Now().Before(p.next)
 }
 
 func (n *neighbours) applyPeers() {
@@ -196,20 +282,26 @@ func (n *neighbours) applyPeers() {
 	if addrs == nil {
 		return
 	}
-	next := make(map[netip.Addr]bool, len(addrs))
-	for _, a := range addrs {
-		if a.IsValid() {
-			next[a] = true
+	next := make(map[netip.Addr]*peerTrack, len(addrs))
+	keep := make(map[netip.Addr]bool, len(addrs))
+	for _, na := range addrs {
+		if !na.addr.IsValid() {
+			continue
 		}
+		p := n.tracked[na.addr]
+		if p == nil {
+			p = &peerTrack{}
+		}
+		p.name = na.name
+		next[na.addr], keep[na.addr] = p, true
+	}
+	if !n.swept {
+		n.sweep(keep)
+		n.swept = true
 	}
 	// Once SetPeers is in use it is the authority: forget everything else,
 	// including peers Send mentioned, and stop probing departed ones.
-	n.deleteCreated(next)
-	for a := range n.lastTry {
-		if !next[a] {
-			delete(n.lastTry, a)
-		}
-	}
+	n.deleteCreated(keep)
 	n.tracked = next
 }
 
@@ -223,148 +315,162 @@ func (n *neighbours) resolved() bool {
 }
 
 // refresh rebuilds the snapshot from the kernel's neighbour table. With
-// resolve it also checks routes and triggers resolution for peers that
-// have no usable entry.
-func (n *neighbours) refresh(resolve bool) {
-	kernel, err := n.kernelEntries()
+// resolve it also checks routes and triggers resolution for peers whose
+// backoff gap has passed. It reports whether a first attempt was made.
+func (n *neighbours) refresh(resolve bool) (first bool) {
+	kernel, err := n.dump()
 	if err != nil {
-		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "err", err)
-		return
+		n.log.Warn("l2: reading neighbour table failed; keeping the cached MACs", "iface", n.iface, "err", err)
+		return false
 	}
-	old := n.out.Load()
-	t := &neighTable{m: make(map[netip.Addr]neighEntry, len(n.tracked))}
-	seen := map[[6]byte]bool{}
+	// Every time: a peer must not be taken for on-segment for a moment
+	// just because the gateway's MAC came in after the last attempt.
+	n.gateways = n.gatewayMACs(kernel, resolve)
 	now := time.Now()
-	for a := range n.tracked {
-		if e, ok := kernel[a]; ok {
-			t.m[a] = e
-			if !seen[e.mac] {
-				seen[e.mac] = true
-				t.macs = append(t.macs, e.mac)
-			}
+	in := make(map[netip.Addr]neighInput, len(n.tracked))
+	for a, p := range n.tracked {
+		k, present := kernel[a]
+		if present && k.usable() {
+			p.tries, p.next, p.notOnLink = 0, time.Time{}, nil
+			p.lastMAC, p.hasLast, p.lostAt = k.mac, true, time.Time{}
+			in[a] = neighInput{name: p.name, mac: k.mac, ok: true}
 			continue
 		}
-		if !resolve {
-			if e, ok := old.m[a]; ok && e.err != nil {
-				t.m[a] = e
-			} else {
-				t.m[a] = neighEntry{err: ErrNoMAC}
-			}
+		if resolve && !now.Before(p.next) {
+			n.attempt(a, p, now)
+			first = first || p.tries == 1
+		}
+		if p.inGrace(present && k.state&nudFailed != 0, now) {
+			in[a] = neighInput{name: p.name, mac: p.lastMAC, ok: true}
 			continue
 		}
-		link, err := n.onLink(a)
-		if err != nil {
-			// Routes come back (an uplink recreated, a route re-added):
-			// look again when Send next asks, at most once per gap.
-			n.lastTry[a] = now
-			if e, ok := old.m[a]; !ok || e.err == nil || e.err.Error() != err.Error() {
-				n.log.Warn("l2: peer cannot be reached on an uplink", "peer", a, "err", err)
-			}
-			t.m[a] = neighEntry{err: err}
-			continue
-		}
-		t.m[a] = neighEntry{err: ErrNoMAC}
-		if now.Sub(n.lastTry[a]) >= minResolveGap {
-			n.lastTry[a] = now
-			n.resolve(a, link)
-		}
+		in[a] = pendingInput(p)
 	}
+	t := classify(in, n.gateways)
 	n.out.Store(t)
+	n.noteChanges(t)
+	return first
 }
 
-// kernelEntries reads the usable neighbour entries of every uplink (only
-// the uplinks': a node with many pods has a neighbour per veth).
-func (n *neighbours) kernelEntries() (map[netip.Addr]neighEntry, error) {
-	kernel := map[netip.Addr]neighEntry{}
-	for ifindex := range n.links {
-		list, err := n.h.NeighList(ifindex, unix.AF_UNSPEC)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, err
+// inGrace reports whether a peer that had a MAC may keep it while its
+// kernel entry is gone or being probed again (flushed on a link flap or by
+// an admin, re-created by the attempt above): its MAC has not changed, and
+// dropping it would lose relays and the loop guard's knowledge for the
+// milliseconds re-resolution takes. Only a FAILED entry or macGrace ends it.
+func (p *peerTrack) inGrace(failed bool, now time.Time) bool {
+	if !p.hasLast || failed {
+		p.hasLast = false
+		return false
+	}
+	if p.lostAt.IsZero() {
+		p.lostAt = now
+	}
+	if now.Sub(p.lostAt) >= macGrace {
+		p.hasLast = false
+		return false
+	}
+	return true
+}
+
+// pendingInput is the state of an address that has no usable MAC.
+func pendingInput(p *peerTrack) neighInput {
+	switch {
+	case p.notOnLink != nil:
+		return neighInput{name: p.name, state: StateNotOnLink, err: p.notOnLink}
+	case p.tries >= failAfter:
+		return neighInput{name: p.name, state: StateFailed, err: ErrNoMAC}
+	}
+	return neighInput{name: p.name, state: StateUnresolved, err: ErrNoMAC}
+}
+
+// attempt checks that a is on our link and, if so, asks the kernel to
+// resolve it; the next attempt waits for the backoff gap.
+func (n *neighbours) attempt(a netip.Addr, p *peerTrack, now time.Time) {
+	p.tries++
+	p.next = now.Add(resolveGap(p.tries))
+	p.notOnLink = n.onLink(a)
+	if p.notOnLink == nil {
+		n.attempts.Add(1)
+		n.resolve(a)
+	}
+}
+
+// noteChanges logs each peer whose state changed and signals the change.
+func (n *neighbours) noteChanges(t *neighTable) {
+	changed := false
+	seen := make(map[string]bool, len(n.states))
+	for _, ps := range t.peerStates() {
+		seen[ps.Name] = true
+		old, known := n.states[ps.Name]
+		if known && old == ps.State {
+			continue
 		}
-		for _, e := range list {
-			a, ok := netip.AddrFromSlice(e.IP)
-			if !ok || len(e.HardwareAddr) != 6 || e.State&nudValid == 0 {
-				continue
-			}
-			kernel[a.Unmap()] = neighEntry{mac: [6]byte(e.HardwareAddr), ifindex: e.LinkIndex}
+		n.states[ps.Name] = ps.State
+		changed = true
+		lvl := stateLogLevel(known, ps.State)
+		if !n.log.Enabled(context.Background(), lvl) {
+			continue
+		}
+		attrs := []any{"peer", ps.Name, "addr", ps.Addr, "state", ps.State.String(), "iface", n.iface}
+		if ps.State == StateResolved || ps.State == StateNotOnSegment {
+			attrs = append(attrs, "mac", macString(ps.MAC))
+		}
+		if ps.Err != nil {
+			attrs = append(attrs, "reason", ps.Err)
+		}
+		n.log.Log(context.Background(), lvl, "l2: peer state changed", attrs...)
+	}
+	for name := range n.states {
+		if !seen[name] {
+			delete(n.states, name)
+			changed = true
 		}
 	}
-	return kernel, nil
+	if changed {
+		select {
+		case n.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// onLink returns the uplink the kernel would send to a on directly, without
-// a gateway: only then can an Ethernet frame reach it.
-func (n *neighbours) onLink(a netip.Addr) (int, error) {
+// stateLogLevel keeps a start with many peers quiet: a new peer being
+// resolved is routine (debug), a change is news (info), and a peer l2
+// cannot reach is a warning.
+func stateLogLevel(known bool, s NeighState) slog.Level {
+	switch {
+	case s != StateResolved && s != StateUnresolved:
+		return slog.LevelWarn
+	case known:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+func macString(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// onLink reports whether the kernel would send to a directly on our
+// interface, without a gateway: only then can an Ethernet frame reach it.
+func (n *neighbours) onLink(a netip.Addr) error {
 	routes, err := n.h.RouteGet(a.AsSlice())
 	if err != nil {
-		return 0, fmt.Errorf("%w: no route to %s: %v", ErrNotOnLink, a, err)
+		return fmt.Errorf("%w: no route to %s: %v", ErrNotOnLink, a, err)
 	}
 	if len(routes) == 0 {
-		return 0, fmt.Errorf("%w: no route to %s", ErrNotOnLink, a)
+		return fmt.Errorf("%w: no route to %s", ErrNotOnLink, a)
 	}
 	r := routes[0]
 	if r.Gw != nil {
-		return 0, fmt.Errorf("%w: %s is routed via gateway %s; l2 needs peers on a link shared with an uplink (use the tunnel transport)", ErrNotOnLink, a, r.Gw)
+		return fmt.Errorf("%w: %s is routed via gateway %s; l2 needs peers on the same link as %s (use the routed transport)", ErrNotOnLink, a, r.Gw, n.iface)
 	}
-	if _, ok := n.links[r.LinkIndex]; !ok {
+	if r.LinkIndex != n.ifindex {
 		name := fmt.Sprintf("ifindex %d", r.LinkIndex)
 		if l, err := n.h.LinkByIndex(r.LinkIndex); err == nil {
 			name = l.Attrs().Name
 		}
-		return 0, fmt.Errorf("%w: %s is reached via %s, which is not an uplink", ErrNotOnLink, a, name)
+		return fmt.Errorf("%w: %s is reached via %s, not %s", ErrNotOnLink, a, name, n.iface)
 	}
-	return r.LinkIndex, nil
-}
-
-func (n *neighbours) resolve(a netip.Addr, ifindex int) {
-	iface := n.links[ifindex]
-	fam := unix.AF_INET
-	if a.Is6() {
-		fam = unix.AF_INET6
-	}
-	e := &netlink.Neigh{
-		LinkIndex: ifindex,
-		Family:    fam,
-		State:     netlink.NUD_NONE,
-		IP:        a.AsSlice(),
-		FlagsExt:  netlink.NTF_EXT_MANAGED,
-	}
-	err := n.h.NeighSet(e)
-	if err == nil {
-		// A change to the host's state: said once per entry, at info.
-		if _, ok := n.created[a]; !ok {
-			n.log.Info("l2: added a managed neighbour entry to resolve a peer (removed when it leaves and on exit)", "peer", a, "iface", iface)
-		}
-		n.created[a] = ifindex
-		return
-	}
-	// Older kernels: a one-shot resolution.
-	e.FlagsExt = 0
-	e.Flags = netlink.NTF_USE
-	if err2 := n.h.NeighSet(e); err2 != nil {
-		n.log.Warn("l2: cannot trigger neighbour resolution", "peer", a, "iface", iface, "managed_err", err, "err", err2)
-		return
-	}
-	n.log.Debug("l2: resolving peer with NTF_USE (managed entries unsupported)", "peer", a, "iface", iface, "managed_err", err)
-}
-
-// deleteCreated removes the managed entries we added for peers not in keep
-// (all of them when keep is nil).
-func (n *neighbours) deleteCreated(keep map[netip.Addr]bool) {
-	for a, ifindex := range n.created {
-		if keep[a] {
-			continue
-		}
-		fam := unix.AF_INET
-		if a.Is6() {
-			fam = unix.AF_INET6
-		}
-		err := n.h.NeighDel(&netlink.Neigh{LinkIndex: ifindex, Family: fam, IP: a.AsSlice()})
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			n.log.Debug("l2: deleting managed neighbour entry failed", "peer", a, "err", err)
-		} else {
-			n.log.Info("l2: removed the managed neighbour entry", "peer", a, "iface", n.links[ifindex])
-		}
-		delete(n.created, a)
-	}
+	return nil
 }

@@ -13,7 +13,6 @@
 package transport
 
 import (
-	"net/netip"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
@@ -34,8 +33,11 @@ type Sender interface {
 	// PeerMACs lists the MACs peers' copies are sent from (l2), so the
 	// loop guard recognises them; nil for transports that do not know.
 	PeerMACs() [][6]byte
-	// Unresolved lists peers the transport cannot reach yet, with why.
-	Unresolved() map[netip.Addr]error
+	// PeerStates says, per peer node, whether the transport can reach it
+	// and why not (l2); nil when it keeps no per-peer state.
+	PeerStates() []PeerState
+	// StateChanged is signalled after a peer's state changed (nil: never).
+	StateChanged() <-chan struct{}
 	// Close releases the sockets.
 	Close() error
 }
@@ -43,9 +45,10 @@ type Sender interface {
 // stateless is embedded by transports that keep no per-peer state.
 type stateless struct{}
 
-func (stateless) SetPeers([]peers.Peer)            {}
-func (stateless) PeerMACs() [][6]byte              { return nil }
-func (stateless) Unresolved() map[netip.Addr]error { return nil }
+func (stateless) SetPeers([]peers.Peer)         {}
+func (stateless) PeerMACs() [][6]byte           { return nil }
+func (stateless) PeerStates() []PeerState       { return nil }
+func (stateless) StateChanged() <-chan struct{} { return nil }
 
 func report(onErr func(int, error), i int, err error) {
 	if onErr != nil {

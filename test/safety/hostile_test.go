@@ -101,6 +101,8 @@ func hostileCases(s *testnet.Segment) []hostileCase {
 		{"v4 spoofed from a peer", good4(netip.MustParseAddr(s.V4[1]), 1400, 40000), "from_peer", false},
 		{"v4 spoofed from the node itself", good4(netip.MustParseAddr(s.V4[0]), 1400, 40000), "from_self", false},
 		{"v4 to the L2 broadcast address", good4(r4, 1400, 40000), "l2_broadcast", true},
+		{"v4 MTU 1400 quoting a 1400-byte packet", ip4(r4, nil, icmp4(3, 4, 1400, quotedLen4(q4, 1400))), "mtu_not_smaller", false},
+		{"v4 quoted total length 0", ip4(r4, nil, icmp4(3, 4, 1400, quotedLen4(q4, 0))), "inner_bad_length", false},
 		// ICMPv6
 		{"v6 MTU 1279", good6(r6, 1279, 40000), "bad_mtu", false},
 		{"v6 MTU 0", good6(r6, 0, 40000), "bad_mtu", false},
@@ -113,7 +115,25 @@ func hostileCases(s *testnet.Segment) []hostileCase {
 		{"v6 about somebody else's address", ip6(r6, 58, nil, icmp6(r6, 2, 0, 1400, quote6(other6, client6, 6, tcp(443, 1)))), "foreign_inner", false},
 		{"v6 random garbage as quote", ip6(r6, 58, nil, icmp6(r6, 2, 0, 1400, garbage(300, 0xf0))), "inner_bad_version", false},
 		{"v6 quoted header cut to 30 bytes", ip6(r6, 58, nil, icmp6(r6, 2, 0, 1400, q6[:30])), "inner_truncated", false},
+		{"v6 MTU 1400 quoting a 1400-byte packet", ip6(r6, 58, nil, icmp6(r6, 2, 0, 1400, quotedLen6(q6, 1360))), "mtu_not_smaller", false},
 	}
+}
+
+// quotedLen4 is a copy of the quoted IPv4 packet q with total length n
+// (header checksum kept right, so only the length is wrong).
+func quotedLen4(q []byte, n uint16) []byte {
+	q = append([]byte(nil), q...)
+	binary.BigEndian.PutUint16(q[2:], n)
+	q[10], q[11] = 0, 0
+	binary.BigEndian.PutUint16(q[10:], ptbtest.Checksum(q[:20], 0))
+	return q
+}
+
+// quotedLen6 is a copy of the quoted IPv6 packet q with payload length n.
+func quotedLen6(q []byte, n uint16) []byte {
+	q = append([]byte(nil), q...)
+	binary.BigEndian.PutUint16(q[4:], n)
+	return q
 }
 
 // notDelivered are packets that never reach NFLOG, so ptb's unit tests
@@ -203,37 +223,9 @@ func TestHostileInputThroughNFLOG(t *testing.T) {
 		if c.broadcast {
 			broadcasts++
 		}
-		before := node.Metrics(t)
-		var err error
-		if c.broadcast {
-			err = fi.SendTo(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, c.pkt)
-		} else {
-			err = fi.Send(c.pkt)
+		if injectOne(t, fi, node, c) {
+			want[c.want]++
 		}
-		if err != nil {
-			t.Fatalf("%s: send: %v", c.name, err)
-		}
-		key := dropped(c.want)
-		deadline := time.Now().Add(2 * time.Second)
-		var after map[string]float64
-		for {
-			after = node.Metrics(t)
-			if after[received] > before[received] && sumDrops(after)+after[relayed4]+after[relayed6] >= after[received] {
-				break // decided
-			}
-			if time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if after[received]-before[received] != 1 {
-			t.Errorf("%s: NFLOG delivered %v packets, want 1", c.name, after[received]-before[received])
-			continue
-		}
-		if after[key]-before[key] != 1 {
-			t.Errorf("%s: not counted as %s; changed counters: %v", c.name, c.want, changed(before, after))
-		}
-		want[c.want]++
 	}
 
 	// 3. Totals: nothing relayed, nothing sent, nothing reached a peer.
@@ -271,6 +263,79 @@ func TestHostileInputThroughNFLOG(t *testing.T) {
 		t.Fatalf("healthz: %v", err)
 	}
 	assertRelays(t, s, fi, node, peersOf, netip.MustParseAddr(s.R4[0]), netip.MustParseAddr(s.R6[0]), 45000)
+}
+
+// injectOne sends one hostile case, waits until node decided it, and checks
+// it was counted once under its reason. It reports whether NFLOG delivered it.
+func injectOne(t *testing.T, fi *testnet.FrameInjector, node *testnet.Daemon, c hostileCase) bool {
+	t.Helper()
+	before := node.Metrics(t)
+	var err error
+	if c.broadcast {
+		err = fi.SendTo(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, c.pkt)
+	} else {
+		err = fi.Send(c.pkt)
+	}
+	if err != nil {
+		t.Fatalf("%s: send: %v", c.name, err)
+	}
+	key := dropped(c.want)
+	deadline := time.Now().Add(2 * time.Second)
+	var after map[string]float64
+	for {
+		after = node.Metrics(t)
+		if after[received] > before[received] && sumDrops(after)+after[relayed4]+after[relayed6] >= after[received] {
+			break // decided
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after[received]-before[received] != 1 {
+		t.Errorf("%s: NFLOG delivered %v packets, want 1", c.name, after[received]-before[received])
+		return false
+	}
+	if after[key]-before[key] != 1 {
+		t.Errorf("%s: not counted as %s; changed counters: %v", c.name, c.want, changed(before, after))
+	}
+	return true
+}
+
+// TestImplausibleMTUThroughNFLOG: under the default limits (no --strict) an
+// MTU of 65535 is in range, so only the comparison with the quoted packet
+// stops a frag-needed that claims a 65535-byte MTU about a 9000-byte
+// packet; and a quoted total length of 0 is malformed. Both must be
+// dropped and counted by a daemon relaying with l2, and nothing may reach
+// a peer, while a good message still is relayed.
+func TestImplausibleMTUThroughNFLOG(t *testing.T) {
+	s := testnet.NewSegment(t, "pmv", 2, 1)
+	ds := s.Start(t, pmtud, "l2")
+	node, peer := ds[0], ds[1]
+	fi := s.NewFrameInjector(t, 0, 0)
+	r4 := netip.MustParseAddr(s.R4[0])
+	r6 := netip.MustParseAddr(s.R6[0])
+	q4 := quote4(vip4, client4, 6, tcp(443, 40001))
+	q6 := quote6(vip6, client6, 6, tcp(443, 40001))
+	cases := []hostileCase{
+		{"v4 frag-needed MTU 65535 quoting a 9000-byte packet", good4(r4, 65535, 40001), "mtu_not_smaller", false},
+		{"v4 quoted total length 0", ip4(r4, nil, icmp4(3, 4, 1400, quotedLen4(q4, 0))), "inner_bad_length", false},
+		{"v6 PTB MTU 65535 quoting a 9000-byte packet", good6(r6, 65535, 40001), "mtu_not_smaller", false},
+		{"v6 PTB MTU 9000 quoting a 9000-byte packet", ip6(r6, 58, nil, icmp6(r6, 2, 0, 9000, q6)), "mtu_not_smaller", false},
+	}
+	base, peerBase := node.Metrics(t), peer.Metrics(t)
+	for _, c := range cases {
+		injectOne(t, fi, node, c)
+	}
+	m := node.Metrics(t)
+	if d := m[relayed4] + m[relayed6] - base[relayed4] - base[relayed6]; d != 0 {
+		t.Errorf("%v implausible messages relayed", d)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a stray copy to arrive
+	if d := peer.Metrics(t)[received] - peerBase[received]; d != 0 {
+		t.Errorf("peer received %v packets for implausible messages, want 0", d)
+	}
+	assertRelays(t, s, fi, node, ds[1:], r4, r6, 45001)
 }
 
 // assertRelays sends one good IPv4 and one good IPv6 PTB (with a fresh
