@@ -3,21 +3,41 @@
 package transport
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/tunnelwire"
 )
 
 // TunnelConfig configures the tunnel transport.
 type TunnelConfig struct {
 	// Port is the UDP port peers receive on (default DefaultTunnelPort).
 	Port int
+	// Keys gives the keyring to sign with (its first key), read per message
+	// so a reloaded key file takes effect at once. Required unless Insecure.
+	Keys KeySource
+	// Insecure sends unsigned datagrams when Keys is nil (labs only: a
+	// receiver with keys refuses them).
+	Insecure bool
 }
+
+// KeySource gives the current tunnel keyring (tunnelwire.KeyFile does).
+type KeySource interface {
+	Keyring() *tunnelwire.Keyring
+}
+
+// ErrNoTunnelKey is returned by NewTunnel without keys and without Insecure.
+var ErrNoTunnelKey = errors.New("tunnel: no key: give --tunnel-key-file (or, in a lab only, --tunnel-insecure)")
 
 // Tunnel relays the original IP packet, unchanged, in a UDP datagram to
 // each peer's address (framing in tunnel.go). The peer's go-pmtud injects it
@@ -35,6 +55,15 @@ type TunnelConfig struct {
 type Tunnel struct {
 	port uint16
 	dualSock
+
+	keys KeySource
+
+	mu      sync.Mutex // serialises Send: the header below is per message
+	sealer  *tunnelwire.Sealer
+	epoch   uint64
+	counter uint64
+	h       tunnelwire.Header
+	hdr     [tunnelwire.HeaderLen]byte
 }
 
 var _ Sender = (*Tunnel)(nil)
@@ -49,7 +78,17 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	if cfg.Port < 1 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("tunnel: port %d out of range 1..65535", cfg.Port)
 	}
-	t := &Tunnel{port: uint16(cfg.Port)}
+	if cfg.Keys == nil && !cfg.Insecure {
+		return nil, ErrNoTunnelKey
+	}
+	t := &Tunnel{port: uint16(cfg.Port), keys: cfg.Keys, sealer: tunnelwire.NewSealer(nil)}
+	// A random epoch per start: the receivers' replay windows then accept
+	// our counter starting again from 0.
+	var e [8]byte
+	if _, err := rand.Read(e[:]); err != nil {
+		return nil, fmt.Errorf("tunnel: %w", err)
+	}
+	t.epoch = binary.BigEndian.Uint64(e[:])
 	t.init(func(m *ptb.Message) bool { return len(m.Packet) > 0 }, t.head)
 	err := t.open(func() (*ipSock, error) { return openTunnel(unix.AF_INET, t.port) },
 		func() (*ipSock, error) { return openTunnel(unix.AF_INET6, t.port) })
@@ -75,31 +114,30 @@ func openTunnel(family int, port uint16) (*ipSock, error) {
 	if family == unix.AF_INET6 {
 		name = "tunnel6"
 	}
-	s, err := newIPSock(fd, family, name, TunnelHeaderLen, port)
-	if err != nil {
-		return nil, err
-	}
-	// The header is the same for every peer of the family: write it into
-	// every slot once.
-	f := uint8(4)
-	if family == unix.AF_INET6 {
-		f = 6
-	}
-	for i := 0; i < len(s.hdr); i += TunnelHeaderLen {
-		PutTunnelHeader(s.hdr[i:i+TunnelHeaderLen], f)
-	}
-	return s, nil
+	return newIPSock(fd, family, name, 0, port)
 }
 
 // Name implements Sender.
 func (t *Tunnel) Name() string { return "tunnel" }
 
-// Send implements Sender: one datagram per peer, header then m.Packet
-// (never copied), in sendmmsg(2) batches. It does not allocate.
+// Send implements Sender: one datagram per peer, the signed header then
+// m.Packet (never copied), in sendmmsg(2) batches. Every peer gets the same
+// datagram: the header names no receiver. It does not allocate, except
+// when the keyring changed since the last message.
 func (t *Tunnel) Send(m *ptb.Message, to []peers.Peer, onErr func(peer netip.Addr, err error)) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.keys != nil {
+		if ring := t.keys.Keyring(); ring != t.sealer.Keyring() {
+			t.sealer = tunnelwire.NewSealer(ring)
+		}
+	}
+	t.counter++
+	t.h = tunnelwire.Header{Family: m.Family, Timestamp: time.Now().UnixMilli(), Epoch: t.epoch, Counter: t.counter}
+	t.sealer.Seal(t.hdr[:], &t.h, m.Packet)
 	return t.send(m, to, onErr, 0)
 }
 
-func (t *Tunnel) head(s *ipSock, i int, m *ptb.Message, _ netip.Addr, _ uint32) (head, body []byte) {
-	return s.hdr[i*TunnelHeaderLen : (i+1)*TunnelHeaderLen], m.Packet
+func (t *Tunnel) head(_ *ipSock, _ int, m *ptb.Message, _ netip.Addr, _ uint32) (head, body []byte) {
+	return t.hdr[:], m.Packet
 }
