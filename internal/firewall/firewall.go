@@ -3,7 +3,9 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -13,6 +15,9 @@ import (
 type Table struct {
 	cfg  Config
 	opts []nftables.ConnOption
+
+	mu                       sync.Mutex // Install and the tunnel set updates
+	tunnelPeers, tunnelAddrs []netip.Addr
 }
 
 // New checks cfg and returns a Table that talks to the kernel through
@@ -38,6 +43,8 @@ func (t *Table) conn() (*nftables.Conn, error) {
 // atomically: there is never a moment without the rules, never two copies,
 // and the add makes the delete succeed when there was no table.
 func (t *Table) Install() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	c, err := t.conn()
 	if err != nil {
 		return err
@@ -51,6 +58,9 @@ func (t *Table) Install() error {
 		if err := c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("firewall: set %s: %w", set.Name, err)
 		}
+	}
+	if err := t.addTunnelElements(c, table); err != nil {
+		return fmt.Errorf("firewall: tunnel sets: %w", err)
 	}
 	for _, r := range rules {
 		c.AddRule(r)
