@@ -31,6 +31,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/relay"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
+	"github.com/go-pmtud/go-pmtud/internal/tunnelwire"
 )
 
 // How often state that can drift under us is looked at again.
@@ -67,7 +68,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	registry := peers.NewRegistry(self.addrs...)
 
-	openSender := func() (transport.Sender, error) { return newSender(cfg, uplink.Name, log) }
+	tunnelKeys, err := openTunnelKeys(cfg, m, checks, log)
+	if err != nil {
+		return err
+	}
+	openSender := func() (transport.Sender, error) { return newSender(cfg, uplink.Name, tunnelKeys, log) }
 	first, err := openSender()
 	if err != nil {
 		return fmt.Errorf("transport %s: %w", cfg.Transport, err)
@@ -90,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			m.SendErrors.WithLabelValues(peerName(registry.Snapshot(), peer)).Inc()
 		},
 	})
-	tunnel, err := openTunnelReceiver(cfg, registry, limits, m, checks, log)
+	tunnel, err := openTunnelReceiver(cfg, registry, tunnelKeys, limits, m, checks, log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +194,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer cancel()
 	if tunnel != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); runTunnelReceiver(ctx, tunnel, log) }()
+		go func() { defer wg.Done(); runTunnelReceiver(ctx, tunnel, tunnelKeys, log) }()
+	}
+	if tunnel != nil && fw != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); keepTunnelFilter(ctx, fw, registry, uplink.Name, cfg.RelayFor, log) }()
 	}
 	wg.Add(1)
 	go func() {
@@ -256,14 +265,14 @@ func registerCaptureStats(m *metrics.Metrics, stats func() capture.Stats) {
 	}
 }
 
-func newSender(cfg config.Config, iface string, log *slog.Logger) (transport.Sender, error) {
+func newSender(cfg config.Config, iface string, keys *tunnelwire.KeyFile, log *slog.Logger) (transport.Sender, error) {
 	switch cfg.Transport {
 	case config.TransportL2:
 		return transport.NewL2(transport.L2Config{Iface: iface, Logger: log.With("component", "transport")})
 	case config.TransportBroadcast:
 		return transport.NewBroadcast(transport.BroadcastConfig{Iface: iface})
 	case config.TransportTunnel:
-		return transport.NewTunnel(transport.TunnelConfig{Port: cfg.TunnelPort})
+		return newTunnelSender(cfg, keys)
 	default:
 		return transport.NewRouted(transport.RoutedConfig{TTL: cfg.TTL})
 	}
@@ -275,7 +284,7 @@ func installFirewall(cfg config.Config, iface string, log *slog.Logger) (*firewa
 		return nil, nil
 	}
 	fw, err := firewall.New(firewall.Config{Iface: iface, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate,
-		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate})
+		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)
 	}

@@ -2,16 +2,76 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/go-pmtud/go-pmtud/internal/config"
+	"github.com/go-pmtud/go-pmtud/internal/firewall"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/inject"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
+	"github.com/go-pmtud/go-pmtud/internal/tunnelwire"
 )
+
+// openTunnelKeys opens --tunnel-key-file when the tunnel transport is used
+// (nil otherwise, or with --tunnel-insecure and no file: config.Validate
+// refuses the tunnel without either). A bad file at start is fatal; a bad
+// change later keeps the old keys, and readiness detail shows it.
+func openTunnelKeys(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*tunnelwire.KeyFile, error) {
+	if cfg.Transport != config.TransportTunnel {
+		return nil, nil
+	}
+	if cfg.TunnelKeyFile == "" {
+		log.Warn("TUNNEL IS INSECURE: --tunnel-insecure and no --tunnel-key-file: datagrams are neither signed nor "+
+			"authenticated; anyone who can forge a peer's address can make this node inject ICMP. For labs only",
+			"component", "tunnel")
+		return nil, nil
+	}
+	k, err := tunnelwire.OpenKeyFile(cfg.TunnelKeyFile, log.With("component", "tunnel"), m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	checks.ReadyDetail("tunnel-keys", func() error { return nil }, func() string {
+		ring := k.Keyring()
+		s := fmt.Sprintf("%d keys (%s), signing with %s", ring.Len(), strings.Join(ring.IDs(), ","), ring.IDs()[0])
+		if err := k.Err(); err != nil {
+			s += "; the key file's current content is refused, previous keys kept: " + err.Error()
+		}
+		return s
+	})
+	return k, nil
+}
+
+// keySource turns a possibly nil key file into a possibly nil interface.
+func keySource(k *tunnelwire.KeyFile) transport.KeySource {
+	if k == nil {
+		return nil
+	}
+	return k
+}
+
+func newTunnelSender(cfg config.Config, keys *tunnelwire.KeyFile) (transport.Sender, error) {
+	return transport.NewTunnel(transport.TunnelConfig{Port: cfg.TunnelPort, Keys: keySource(keys), Insecure: cfg.TunnelInsecure})
+}
+
+// tunnelFilterPort is the port the firewall filters for the tunnel
+// receiver (0: no receiver, no filter).
+func tunnelFilterPort(cfg config.Config) uint16 {
+	if cfg.Transport != config.TransportTunnel {
+		return 0
+	}
+	return uint16(cfg.TunnelPort)
+}
 
 // openTunnelReceiver opens the receiving end of the tunnel transport when
 // it is ours (nil otherwise): peers' copies arrive on --tunnel-port and are
@@ -22,16 +82,24 @@ import (
 //
 // Readiness includes it: the socket receiving and the device up, with the
 // host setting that would defeat IPv4 injection in the detail.
-func openTunnelReceiver(cfg config.Config, registry *peers.Registry, limits ptb.Limits, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*inject.Receiver, error) {
+func openTunnelReceiver(cfg config.Config, registry *peers.Registry, keys *tunnelwire.KeyFile, limits ptb.Limits, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*inject.Receiver, error) {
 	if cfg.Transport != config.TransportTunnel {
 		return nil, nil
+	}
+	names := &peerNames{reg: registry}
+	var ks inject.KeySource
+	if keys != nil {
+		ks = keys
 	}
 	r, err := inject.Open(inject.Config{
 		Port:   cfg.TunnelPort,
 		Device: cfg.TunnelDevice,
 		// Datagrams only from current peers: an atomic snapshot, so peers
 		// that leave are refused at once.
-		IsPeer:     func(a netip.Addr) bool { return registry.Snapshot().Contains(a) },
+		Peer:       names.lookup,
+		Keys:       ks,
+		Insecure:   cfg.TunnelInsecure,
+		RelayFor:   cfg.RelayFor,
 		Limits:     limits,
 		Logger:     log.With("component", "tunnel"),
 		Registerer: m.Registry,
@@ -40,13 +108,115 @@ func openTunnelReceiver(cfg config.Config, registry *peers.Registry, limits ptb.
 		return nil, err
 	}
 	checks.ReadyDetail("tunnel", r.Err, r.Detail)
+	if cfg.Firewall == "none" {
+		log.Warn("the tunnel port is not filtered in the kernel (--firewall none): datagrams from anybody, to any "+
+			"address of the node, reach the receiver, which still authenticates each", "component", "tunnel")
+	}
 	return r, nil
 }
 
-// runTunnelReceiver runs r until ctx ends. If the socket fails, readiness
-// turns red (r.Err) and the error is logged; relaying goes on.
-func runTunnelReceiver(ctx context.Context, r *inject.Receiver, log *slog.Logger) {
+// runTunnelReceiver runs r, and the key file's watch, until ctx ends. If
+// the socket fails, readiness turns red (r.Err) and the error is logged;
+// relaying goes on.
+func runTunnelReceiver(ctx context.Context, r *inject.Receiver, keys *tunnelwire.KeyFile, log *slog.Logger) {
+	if keys != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); keys.Run(ctx, 0) }()
+		defer func() { <-done }()
+	}
 	if err := r.Run(ctx); err != nil {
 		log.Error("tunnel receiver stopped", "err", err)
 	}
+}
+
+// peerNames maps a peer address to its node name, from an index rebuilt
+// only when the registry's snapshot changes.
+type peerNames struct {
+	reg   *peers.Registry
+	index atomic.Pointer[peerIndex]
+}
+
+type peerIndex struct {
+	set   *peers.Set
+	names map[netip.Addr]string
+}
+
+func (p *peerNames) lookup(a netip.Addr) (string, bool) {
+	set := p.reg.Snapshot()
+	idx := p.index.Load()
+	if idx == nil || idx.set != set {
+		idx = &peerIndex{set: set, names: make(map[netip.Addr]string, set.Len())}
+		for _, peer := range set.All() {
+			idx.names[peer.Addr] = peer.Name
+		}
+		p.index.Store(idx)
+	}
+	name, ok := idx.names[a]
+	return name, ok
+}
+
+// keepTunnelFilter keeps the firewall's tunnel sets in step: the peers'
+// addresses, and the node's own addresses the port is reachable on. It
+// looks every second; the sets are rewritten only on a change (or after a
+// failed write).
+func keepTunnelFilter(ctx context.Context, fw *firewall.Table, registry *peers.Registry, uplink string, relayFor []netip.Prefix, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastPeers, lastAddrs []netip.Addr
+	synced := false
+	for {
+		var ps []netip.Addr
+		for _, p := range registry.Snapshot().All() {
+			ps = append(ps, p.Addr)
+		}
+		addrs, err := nodeAddrs(uplink, relayFor)
+		if err != nil {
+			log.Warn("listing the uplink's addresses for the tunnel filter", "err", err)
+		}
+		if err == nil && (!synced || !slices.Equal(ps, lastPeers) || !slices.Equal(addrs, lastAddrs)) {
+			perr, aerr := fw.SetTunnelPeers(ps), fw.SetTunnelAddrs(addrs)
+			synced = perr == nil && aerr == nil
+			if synced {
+				lastPeers, lastAddrs = ps, addrs
+				log.Info("tunnel filter updated", "peers", len(ps), "node_addresses", addrs)
+			} else {
+				log.Error("updating the tunnel filter", "peers_err", perr, "addrs_err", aerr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// nodeAddrs are the addresses the tunnel port is reachable on: the
+// uplink's addresses that carry a subnet (not /32 or /128: the form VIPs
+// take when an agent such as kube-vip or keepalived adds them) and are
+// outside --relay-for. Link-local addresses are left out: peers know each
+// other by routable addresses.
+func nodeAddrs(uplink string, relayFor []netip.Prefix) ([]netip.Addr, error) {
+	link, err := netlink.LinkByName(uplink)
+	if err != nil {
+		return nil, err
+	}
+	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		ones, bits := a.Mask.Size()
+		if !ok || ones == bits || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		ip = ip.Unmap()
+		if !slices.ContainsFunc(relayFor, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -17,11 +18,14 @@ import (
 //	nft add set inet go-pmtud tunnel_peers6 '{ type ipv6_addr; }'
 //	nft add set inet go-pmtud tunnel_addrs4 '{ type ipv4_addr; }'
 //	nft add set inet go-pmtud tunnel_addrs6 '{ type ipv6_addr; }'
-//	nft add rule inet go-pmtud prerouting udp dport P ip saddr != @tunnel_peers4 drop
-//	nft add rule inet go-pmtud prerouting udp dport P ip6 saddr != @tunnel_peers6 drop
-//	nft add rule inet go-pmtud prerouting udp dport P ip daddr != @tunnel_addrs4 drop
-//	nft add rule inet go-pmtud prerouting udp dport P ip6 daddr != @tunnel_addrs6 drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip saddr != @tunnel_peers4 drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 saddr != @tunnel_peers6 drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip daddr != @tunnel_addrs4 drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 daddr != @tunnel_addrs6 drop
 //
+// `fib daddr type local` limits the rules to datagrams for this host: UDP
+// to port P that the node only forwards (to a pod, to another host) is not
+// ours to judge and passes untouched.
 // So a datagram reaches the receiver's socket only from a current peer and
 // to one of the node's own addresses (SetTunnelAddrs: not a VIP), and
 // forged or stray datagrams cost no more than a set lookup. At raw
@@ -57,7 +61,7 @@ func tunnelSets(cfg Config, table *nftables.Table) []*nftables.Set {
 		tunnelSet(table, tunnelAddrs4), tunnelSet(table, tunnelAddrs6)}
 }
 
-// tunnelDropExprs is `udp dport P <ip|ip6> <saddr|daddr> != @set drop`.
+// tunnelDropExprs is `udp dport P fib daddr type local <ip|ip6> <saddr|daddr> != @set drop`.
 func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
 	nfproto, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
 	if v6 {
@@ -73,6 +77,8 @@ func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Lookup{SourceRegister: 1, SetName: set, Invert: true},
 		&expr.Verdict{Kind: expr.VerdictDrop},

@@ -9,12 +9,13 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 )
 
 func TestTunnelRuleExprs(t *testing.T) {
-	// udp dport 30042 ip6 daddr != @tunnel_addrs6 drop
+	// udp dport 30042 fib daddr type local ip6 daddr != @tunnel_addrs6 drop
 	want := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{10}}, // NFPROTO_IPV6
@@ -22,6 +23,8 @@ func TestTunnelRuleExprs(t *testing.T) {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{17}}, // IPPROTO_UDP
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x75, 0x5a}}, // 30042
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(2)}, // RTN_LOCAL
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
 		&expr.Lookup{SourceRegister: 1, SetName: "tunnel_addrs6", Invert: true},
 		&expr.Verdict{Kind: expr.VerdictDrop},
@@ -31,7 +34,7 @@ func TestTunnelRuleExprs(t *testing.T) {
 	}
 	// ip saddr: offset 12, 4 bytes.
 	got := tunnelDropExprs(30042, false, false, tunnelPeers4)
-	if p := got[6].(*expr.Payload); p.Offset != 12 || p.Len != 4 {
+	if p := got[8].(*expr.Payload); p.Offset != 12 || p.Len != 4 {
 		t.Errorf("ip saddr payload %+v", p)
 	}
 	_, _, rules := objects(Config{Group: 33})
