@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if tunnel != nil && fw != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); keepTunnelFilter(ctx, fw, registry, uplink.Name, cfg.RelayFor, log) }()
+		go func() { defer wg.Done(); keepTunnelFilter(ctx, fw, registry, uplink.Name, cfg.RelayFor, m, log) }()
 	}
 	wg.Add(1)
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/go-pmtud/go-pmtud/internal/config"
@@ -159,7 +160,8 @@ func (p *peerNames) lookup(a netip.Addr) (string, bool) {
 // addresses, and the node's own addresses the port is reachable on. It
 // looks every second; the sets are rewritten only on a change (or after a
 // failed write).
-func keepTunnelFilter(ctx context.Context, fw *firewall.Table, registry *peers.Registry, uplink string, relayFor []netip.Prefix, log *slog.Logger) {
+func keepTunnelFilter(ctx context.Context, fw *firewall.Table, registry *peers.Registry, uplink string, relayFor []netip.Prefix, m *metrics.Metrics, log *slog.Logger) {
+	registerTunnelFilterMetrics(fw, m)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var lastPeers, lastAddrs []netip.Addr
@@ -219,4 +221,25 @@ func nodeAddrs(uplink string, relayFor []netip.Prefix) ([]netip.Addr, error) {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, nil
+}
+
+// registerTunnelFilterMetrics exports the kernel filter's drop counters as
+// gopmtud_tunnel_filtered_total{reason}, read from nftables at each scrape.
+func registerTunnelFilterMetrics(fw *firewall.Table, m *metrics.Metrics) {
+	for _, reason := range []string{"not_peer", "not_node_address"} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "gopmtud", Subsystem: "tunnel", Name: "filtered_total",
+			Help:        "Datagrams to the tunnel port dropped by the kernel filter before the socket: from a non-peer, or to an address that is not the node's own (a VIP).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 {
+			notPeer, notAddr, err := fw.TunnelDrops()
+			if err != nil {
+				return 0
+			}
+			if reason == "not_peer" {
+				return float64(notPeer)
+			}
+			return float64(notAddr)
+		}))
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"sync"
 
 	"github.com/google/nftables"
@@ -119,7 +118,7 @@ func (t *Table) Verify() error {
 		return fmt.Errorf("%w: %d rules in chain %s, want %d", ErrNotInstalled, len(gotRules), ChainName, len(rules))
 	}
 	for i, want := range rules {
-		if !reflect.DeepEqual(gotRules[i].Exprs, want.Exprs) {
+		if !sameExprs(gotRules[i].Exprs, want.Exprs) {
 			name, _ := userdata.GetString(want.UserData, userdata.TypeComment)
 			return fmt.Errorf("%w: rule %d (%s) differs", ErrNotInstalled, i, name)
 		}

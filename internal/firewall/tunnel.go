@@ -3,11 +3,13 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,10 +20,10 @@ import (
 //	nft add set inet go-pmtud tunnel_peers6 '{ type ipv6_addr; }'
 //	nft add set inet go-pmtud tunnel_addrs4 '{ type ipv4_addr; }'
 //	nft add set inet go-pmtud tunnel_addrs6 '{ type ipv6_addr; }'
-//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip saddr != @tunnel_peers4 drop
-//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 saddr != @tunnel_peers6 drop
-//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip daddr != @tunnel_addrs4 drop
-//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 daddr != @tunnel_addrs6 drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip saddr != @tunnel_peers4 counter drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 saddr != @tunnel_peers6 counter drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip daddr != @tunnel_addrs4 counter drop
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local ip6 daddr != @tunnel_addrs6 counter drop
 //
 // `fib daddr type local` limits the rules to datagrams for this host: UDP
 // to port P that the node only forwards (to a pod, to another host) is not
@@ -61,7 +63,7 @@ func tunnelSets(cfg Config, table *nftables.Table) []*nftables.Set {
 		tunnelSet(table, tunnelAddrs4), tunnelSet(table, tunnelAddrs6)}
 }
 
-// tunnelDropExprs is `udp dport P fib daddr type local <ip|ip6> <saddr|daddr> != @set drop`.
+// tunnelDropExprs is `udp dport P fib daddr type local <ip|ip6> <saddr|daddr> != @set counter drop`.
 func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
 	nfproto, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
 	if v6 {
@@ -81,6 +83,7 @@ func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Lookup{SourceRegister: 1, SetName: set, Invert: true},
+		&expr.Counter{},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }
@@ -180,4 +183,53 @@ func elements(addrs []netip.Addr, v6 bool) []nftables.SetElement {
 		}
 	}
 	return out
+}
+
+// TunnelDrops is how many datagrams the tunnel filter dropped since
+// Install, by rule: from non-peers, and to addresses not the node's own
+// (both families summed), from the rules' counters.
+func (t *Table) TunnelDrops() (notPeer, notNodeAddr uint64, err error) {
+	c, err := t.conn()
+	if err != nil {
+		return 0, 0, err
+	}
+	table, chain, _ := objects(t.cfg)
+	rules, err := c.GetRules(table, chain)
+	if err != nil {
+		return 0, 0, fmt.Errorf("firewall: list rules: %w", err)
+	}
+	for _, r := range rules {
+		name, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		for _, e := range r.Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				switch name {
+				case commentTPeers4, commentTPeers6:
+					notPeer += ctr.Packets
+				case commentTAddrs4, commentTAddrs6:
+					notNodeAddr += ctr.Packets
+				}
+			}
+		}
+	}
+	return notPeer, notNodeAddr, nil
+}
+
+// sameExprs compares rule expressions as Verify needs: counters' values
+// are the kernel's and change, only their presence counts.
+func sameExprs(got, want []expr.Any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if _, ok := got[i].(*expr.Counter); ok {
+			if _, ok := want[i].(*expr.Counter); !ok {
+				return false
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got[i], want[i]) {
+			return false
+		}
+	}
+	return true
 }

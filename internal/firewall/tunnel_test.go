@@ -27,6 +27,7 @@ func TestTunnelRuleExprs(t *testing.T) {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(2)}, // RTN_LOCAL
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
 		&expr.Lookup{SourceRegister: 1, SetName: "tunnel_addrs6", Invert: true},
+		&expr.Counter{},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 	if got := tunnelDropExprs(30042, true, true, tunnelAddrs6); !reflect.DeepEqual(got, want) {
