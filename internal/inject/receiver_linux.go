@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
-	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 // DefaultDevice is the TUN device's name (--tunnel-device).
@@ -32,8 +31,8 @@ var dummyAddr4 = netip.MustParseAddr("192.0.0.8")
 
 // Config configures a Receiver.
 type Config struct {
-	// Port is the UDP port to listen on, both families (default
-	// transport.DefaultTunnelPort).
+	// Port is the UDP port to listen on, both families (--tunnel-port).
+	// Required: the receiver does not import the sender for its default.
 	Port int
 	// Device is the TUN device to create (default DefaultDevice). It must
 	// not exist yet: the receiver owns it and it disappears with it.
@@ -95,8 +94,8 @@ type Receiver struct {
 // the calling thread's network namespace (as with the transports, call it
 // inside netnsutil.Do to use another). On error nothing is left behind.
 func Open(cfg Config) (r *Receiver, err error) {
-	if cfg.Port == 0 {
-		cfg.Port = transport.DefaultTunnelPort
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("inject: port %d out of range 1..65535", cfg.Port)
 	}
 	if cfg.Device == "" {
 		cfg.Device = DefaultDevice
