@@ -36,6 +36,9 @@ func openTunnelKeys(cfg config.Config, m *metrics.Metrics, checks *health.Checke
 		log.Warn("TUNNEL IS INSECURE: --tunnel-insecure and no --tunnel-key-file: datagrams are neither signed nor "+
 			"authenticated; anyone who can forge a peer's address can make this node inject ICMP. For labs only",
 			"component", "tunnel")
+		checks.ReadyDetail("tunnel-keys", func() error { return nil }, func() string {
+			return "INSECURE: --tunnel-insecure, no key file: datagrams are not authenticated (labs only)"
+		})
 		return nil, nil
 	}
 	k, err := tunnelwire.OpenKeyFile(cfg.TunnelKeyFile, log.With("component", "tunnel"), m.Registry)
