@@ -60,6 +60,10 @@ type Config struct {
 	// TunnelDevice the TUN device its receiver injects through.
 	TunnelPort   int
 	TunnelDevice string
+	// TunnelKeyFile holds the tunnel's shared keys (tunnelwire.ParseKeyFile);
+	// TunnelInsecure lets the tunnel run without (labs only).
+	TunnelKeyFile  string
+	TunnelInsecure bool
 
 	Policy policy.Config
 
@@ -99,6 +103,8 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.StringVar(&c.Transport, "transport", TransportL2, "how to relay: l2 (unicast frames to peer MACs, shared L2; reaches pods behind DNAT; needs nothing from the host), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric), tunnel (the original packet in UDP to each peer's IP, injected there through a TUN device; any fabric, reaches pods behind DNAT)")
 	fs.IntVar(&c.TunnelPort, "tunnel-port", 30042, "UDP port of the tunnel transport: peers send to it and go-pmtud receives on it (every node must use the same)")
 	fs.StringVar(&c.TunnelDevice, "tunnel-device", "pmtud0", "TUN device the tunnel transport injects received copies through (created at start, removed on exit)")
+	fs.StringVar(&c.TunnelKeyFile, "tunnel-key-file", "", "file of tunnel keys, one hex key (16 to 64 bytes) per line: the first signs, all verify; re-read when it changes. Required by --transport tunnel")
+	fs.BoolVar(&c.TunnelInsecure, "tunnel-insecure", false, "run the tunnel without --tunnel-key-file: unsigned datagrams, accepted from any peer address. For labs only: anyone who can forge a peer's address can make this node inject ICMP")
 	fs.StringVar(&c.Firewall, "firewall", "nftables", "nftables: install and own the capture rule; none: the operator provides an NFLOG rule")
 	captureRate := fs.Uint("capture-rate", 2000, "in-kernel limit on PTBs passed to go-pmtud, packets/s per family (0: no limit)")
 	captureBurst := fs.Uint("capture-burst", 0, "burst for --capture-rate, packets (0: the rate)")
@@ -220,6 +226,9 @@ func (c Config) Validate() error {
 	// The kernel would read a % in a TUN name as a template (pmtud%d).
 	if c.TunnelDevice == "" || len(c.TunnelDevice) > 15 || strings.ContainsAny(c.TunnelDevice, "/ \t%") {
 		return fmt.Errorf("--tunnel-device %q is not a valid interface name", c.TunnelDevice)
+	}
+	if c.Transport == TransportTunnel && c.TunnelKeyFile == "" && !c.TunnelInsecure {
+		return errors.New("--transport tunnel needs --tunnel-key-file (a file of hex keys; --tunnel-insecure only in a lab)")
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("rate limits: %v", err)

@@ -80,7 +80,7 @@ func TestTunnelOptions(t *testing.T) {
 	if c.TunnelPort != 30042 || c.TunnelDevice != "pmtud0" {
 		t.Fatalf("defaults: tunnel port %d, device %q", c.TunnelPort, c.TunnelDevice)
 	}
-	c, err = parse(t, map[string]string{"PMTUD_TUNNEL_PORT": "31000", "PMTUD_TRANSPORT": "tunnel"}, "--tunnel-device", "gopmtud1")
+	c, err = parse(t, map[string]string{"PMTUD_TUNNEL_PORT": "31000", "PMTUD_TRANSPORT": "tunnel"}, "--tunnel-device", "gopmtud1", "--tunnel-key-file", "keys")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +122,7 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--tunnel-device", "pmtud%d"}, want: "--tunnel-device \"pmtud%d\" is not a valid interface name"},
 		{args: []string{"--tunnel-device", "a-name-far-too-long"}, want: "not a valid interface name"},
 		{args: []string{"--tunnel-device", ""}, want: "not a valid interface name"},
+		{args: []string{"--transport", "tunnel"}, want: "--transport tunnel needs --tunnel-key-file"},
 		{args: []string{"--firewall", "iptables"}, want: "want nftables or none"},
 		{args: []string{"--metrics-port", "0"}, want: "--metrics-port 0 is out of range"},
 		{args: []string{"--metrics-port", "30041"}, want: "must differ"},

@@ -23,12 +23,14 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/health"
+	"github.com/go-pmtud/go-pmtud/internal/inject"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/relay"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
+	"github.com/go-pmtud/go-pmtud/internal/tunnelwire"
 )
 
 // Run runs the daemon until ctx is cancelled. A returned error means the
@@ -65,6 +67,8 @@ type daemon struct {
 	checks *health.Checker
 
 	kind       transport.Kind
+	keys       *tunnelwire.KeyFile // tunnel: signs and verifies; nil otherwise or insecure
+	tunnel     *inject.Receiver    // tunnel: the receiving end; nil otherwise
 	registry   *peers.Registry
 	sender     *reopenable
 	path       *relay.Relay
@@ -112,6 +116,9 @@ func (d *daemon) buildUplinksAndTransport() error {
 		return err
 	}
 	d.registry = peers.NewRegistry(self.addrs...)
+	if d.keys, err = openTunnelKeys(d.cfg, d.m, d.checks, d.log); err != nil {
+		return err
+	}
 	s, err := d.openSender(first)
 	if err != nil {
 		return err
@@ -125,7 +132,7 @@ func (d *daemon) buildUplinksAndTransport() error {
 
 func (d *daemon) openSender(up uplinks) (transport.Sender, error) {
 	s, err := d.kind.Open(transport.Options{Uplinks: up.names(), TTL: d.cfg.TTL, TunnelPort: d.cfg.TunnelPort,
-		Logger: d.log.With("component", "transport")})
+		TunnelKeys: keySource(d.keys), TunnelInsecure: d.cfg.TunnelInsecure, Logger: d.log.With("component", "transport")})
 	if err != nil {
 		return nil, fmt.Errorf("transport %s: %w", d.kind.Name, err)
 	}
@@ -155,13 +162,14 @@ func (d *daemon) limits() ptb.Limits {
 }
 
 func (d *daemon) buildTunnel() error {
-	r, err := openTunnelReceiver(d.cfg, d.registry, d.limits(), d.m, d.checks, d.log)
+	r, err := openTunnelReceiver(d.cfg, d.registry, d.keys, d.limits(), d.m, d.checks, d.log)
 	if err != nil || r == nil {
 		return err
 	}
+	d.tunnel = r
 	d.onClose(func() { r.Close() })
 	d.path.SetTunnelIfIndex(uint32(r.IfIndex()))
-	d.components = append(d.components, runTunnelReceiver(r, d.log))
+	d.components = append(d.components, runTunnelReceiver(r, d.keys, d.log))
 	return nil
 }
 
@@ -208,6 +216,14 @@ func (d *daemon) buildFirewall() error {
 	d.checks.Ready("firewall", fw.Err)
 	d.follower.subscribe(func(up uplinks) { fw.SetIfaces(up.names()) })
 	d.components = append(d.components, fw.Run)
+	if d.tunnel != nil {
+		// The tunnel port is filtered in the kernel: peers only, to the
+		// node's own addresses only (not the VIPs).
+		registerTunnelFilterMetrics(fw.nft, d.m)
+		d.components = append(d.components, func(ctx context.Context) error {
+			return keepTunnelFilter(ctx, fw.nft, d.registry, d.follower.Current, d.cfg.RelayFor, d.log)
+		})
+	}
 	return nil
 }
 

@@ -28,6 +28,7 @@ type ruleTable interface {
 // removed by Close.
 type firewallKeeper struct {
 	table ruleTable
+	nft   *firewall.Table // the real table behind ruleTable (the tunnel filter's sets)
 	m     *metrics.Metrics
 	log   *slog.Logger
 	every time.Duration
@@ -40,11 +41,11 @@ type firewallKeeper struct {
 
 func newFirewallKeeper(cfg config.Config, ifaces []string, m *metrics.Metrics, log *slog.Logger) (*firewallKeeper, error) {
 	t, err := firewall.New(firewall.Config{Ifaces: ifaces, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate,
-		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate})
+		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg)})
 	if err != nil {
 		return nil, err
 	}
-	return &firewallKeeper{table: t, m: m, log: log, every: firewallRefresh, ifaces: make(chan []string, 1)}, nil
+	return &firewallKeeper{table: t, nft: t, m: m, log: log, every: firewallRefresh, ifaces: make(chan []string, 1)}, nil
 }
 
 // Install puts the table in place at start.

@@ -3,8 +3,9 @@ package firewall
 import (
 	"errors"
 	"fmt"
-	"reflect"
+	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -14,6 +15,9 @@ import (
 type Table struct {
 	cfg  Config
 	opts []nftables.ConnOption
+
+	mu                       sync.Mutex // Install and the tunnel set updates
+	tunnelPeers, tunnelAddrs []netip.Addr
 }
 
 // New checks cfg and returns a Table that talks to the kernel through
@@ -27,9 +31,10 @@ func New(cfg Config, opts ...nftables.ConnOption) (*Table, error) {
 }
 
 // SetIfaces changes the uplinks the rules match (the daemon follows the
-// default routes); the next Install applies it. Not safe for use
-// concurrently with Install or Verify.
+// default routes); the next Install applies it.
 func (t *Table) SetIfaces(ifaces []string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	next := t.cfg
 	next.Ifaces = slices.Clone(ifaces)
 	if err := next.validate(); err != nil {
@@ -52,6 +57,8 @@ func (t *Table) conn() (*nftables.Conn, error) {
 // atomically: there is never a moment without the rules, never two copies,
 // and the add makes the delete succeed when there was no table.
 func (t *Table) Install() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	c, err := t.conn()
 	if err != nil {
 		return err
@@ -65,6 +72,9 @@ func (t *Table) Install() error {
 		if err := c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("firewall: set %s: %w", set.Name, err)
 		}
+	}
+	if err := t.addTunnelElements(c, table); err != nil {
+		return fmt.Errorf("firewall: tunnel sets: %w", err)
 	}
 	for _, r := range rules {
 		c.AddRule(r)
@@ -123,7 +133,7 @@ func (t *Table) Verify() error {
 		return fmt.Errorf("%w: %d rules in chain %s, want %d", ErrNotInstalled, len(gotRules), ChainName, len(rules))
 	}
 	for i, want := range rules {
-		if !reflect.DeepEqual(gotRules[i].Exprs, want.Exprs) {
+		if !sameExprs(gotRules[i].Exprs, want.Exprs) {
 			name, _ := userdata.GetString(want.UserData, userdata.TypeComment)
 			return fmt.Errorf("%w: rule %d (%s) differs", ErrNotInstalled, i, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"reflect"
@@ -220,4 +221,70 @@ func dumpAll(rules [][]expr.Any) string {
 		s += "\n  " + dump(r)
 	}
 	return s
+}
+
+// TestTunnelFilterInNetNS: the kernel takes the tunnel sets and rules, lists
+// the rules back as built (Verify stays green), the sets hold what
+// SetTunnelPeers/SetTunnelAddrs put in, and a reinstall (after somebody
+// flushed the ruleset) brings the elements back.
+func TestTunnelFilterInNetNS(t *testing.T) {
+	fd := newNetNS(t)
+	cfg := Config{Ifaces: []string{"eth0"}, Group: 33, TunnelPort: 30042}
+	tab, err := New(cfg, nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Install(); err != nil {
+		t.Fatal(err)
+	}
+	peers := []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}
+	if err := tab.SetTunnelPeers(peers); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.SetTunnelAddrs([]netip.Addr{netip.MustParseAddr("10.0.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if err := tab.Verify(); err != nil {
+			t.Fatalf("%s: Verify: %v", when, err)
+		}
+		table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+		for name, want := range map[string]int{tunnelPeers4: 1, tunnelPeers6: 1, tunnelAddrs4: 1, tunnelAddrs6: 0} {
+			set, err := c.GetSetByName(table, name)
+			if err != nil {
+				t.Fatalf("%s: set %s: %v", when, name, err)
+			}
+			els, err := c.GetSetElements(set)
+			if err != nil || len(els) != want {
+				t.Fatalf("%s: set %s has %d elements (%v), want %d", when, name, len(els), err, want)
+			}
+		}
+	}
+	check("installed")
+	// Shrink the peer set: the update replaces, not adds.
+	if err := tab.SetTunnelPeers(peers[:1]); err != nil {
+		t.Fatal(err)
+	}
+	c.FlushRuleset()
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Verify(); err == nil {
+		t.Fatal("Verify passed after a flush")
+	}
+	if err := tab.Install(); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := c.GetSetByName(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}, tunnelPeers6)
+	if els, _ := c.GetSetElements(set); len(els) != 0 {
+		t.Fatalf("tunnel_peers6 after shrink and reinstall: %d elements, want 0", len(els))
+	}
+	if err := tab.Remove(); err != nil {
+		t.Fatal(err)
+	}
 }

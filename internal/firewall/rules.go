@@ -53,6 +53,10 @@ type Config struct {
 	// after its last message; while the set is full, new sources are not
 	// copied (only when spoofed sources flood, whom RatePerSecond bounds).
 	SourceRatePerSecond uint32
+	// TunnelPort, if not 0, adds the tunnel receiver's filter (tunnel.go):
+	// UDP to this port is dropped unless it comes from a peer and goes to
+	// one of the node's own addresses.
+	TunnelPort uint16
 }
 
 // The per-source sets: bounded kernel memory (roughly 200 bytes per
@@ -226,13 +230,13 @@ func objects(cfg Config) (*nftables.Table, *nftables.Chain, []*nftables.Rule) {
 			&nftables.Rule{Table: table, Chain: chain, Exprs: rule4Exprs(cfg, iface), UserData: commentData(comment4)},
 			&nftables.Rule{Table: table, Chain: chain, Exprs: rule6Exprs(cfg, iface), UserData: commentData(comment6)})
 	}
-	return table, chain, rules
+	return table, chain, append(rules, tunnelRules(cfg, table, chain)...)
 }
 
 // sets returns the per-source sets, or nil without a per-source limit.
 func sets(cfg Config, table *nftables.Table) []*nftables.Set {
 	if cfg.SourceRatePerSecond == 0 {
-		return nil
+		return tunnelSets(cfg, table)
 	}
 	// Fixed IDs (they only name the set within one batch): the library
 	// would otherwise draw them from a process-wide counter.
@@ -240,7 +244,8 @@ func sets(cfg Config, table *nftables.Table) []*nftables.Set {
 		return &nftables.Set{Table: table, ID: id, Name: name, KeyType: key, Dynamic: true,
 			HasTimeout: true, Timeout: SourceTimeout, Size: SourceSetSize}
 	}
-	return []*nftables.Set{mk(1, sourceSet4, nftables.TypeIPAddr), mk(2, sourceSet6, nftables.TypeIP6Addr)}
+	return append([]*nftables.Set{mk(1, sourceSet4, nftables.TypeIPAddr), mk(2, sourceSet6, nftables.TypeIP6Addr)},
+		tunnelSets(cfg, table)...)
 }
 
 func commentData(s string) []byte {

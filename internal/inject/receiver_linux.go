@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
-	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 // DefaultDevice is the TUN device's name (--tunnel-device).
@@ -32,16 +31,29 @@ var dummyAddr4 = netip.MustParseAddr("192.0.0.8")
 
 // Config configures a Receiver.
 type Config struct {
-	// Port is the UDP port to listen on, both families (default
-	// transport.DefaultTunnelPort).
+	// Port is the UDP port to listen on, both families (--tunnel-port).
+	// Required: the receiver does not import the sender for its default.
 	Port int
 	// Device is the TUN device to create (default DefaultDevice). It must
 	// not exist yet: the receiver owns it and it disappears with it.
 	Device string
-	// IsPeer reports whether an address is a current peer's; datagrams
-	// from anybody else are dropped. Called for every datagram: it must be
-	// cheap and safe for concurrent use (an atomic snapshot).
-	IsPeer func(netip.Addr) bool
+	// Peer returns the name of the current peer owning an address;
+	// datagrams from anybody else are dropped. Called for every datagram:
+	// it must be cheap and safe for concurrent use (an atomic snapshot).
+	Peer func(netip.Addr) (name string, ok bool)
+	// Keys verify datagrams (the key file). Nil only with Insecure.
+	Keys KeySource
+	// Insecure accepts unsigned datagrams when Keys is nil: labs only.
+	Insecure bool
+	// RelayFor are prefixes of VIPs only DNATed here (--relay-for): PTBs
+	// to them are injected although no interface holds them.
+	RelayFor []netip.Prefix
+	// IsVIP, if set, reports other such VIPs (learned from Services).
+	IsVIP func(netip.Addr) bool
+	// Skew and the receive limits; zero: the defaults (see GateConfig).
+	Skew                   time.Duration
+	PeerRate, GlobalRate   float64
+	PeerBurst, GlobalBurst int
 	// Limits are the PTB parser's limits (the daemon's --strict).
 	Limits ptb.Limits
 	// Logger gets the host settings changed and rejected datagrams (debug,
@@ -61,6 +73,8 @@ type Receiver struct {
 	ctl     int // AF_INET socket for interface ioctls, in the device's namespace
 	ifindex int
 	metrics *metrics
+	gate    *Gate
+	local   *localAddrs
 
 	// rpFilterAll is net.ipv4.conf.all.rp_filter, opened in the device's
 	// namespace (a net sysctl file stays bound to the opener's namespace)
@@ -72,7 +86,7 @@ type Receiver struct {
 	errMu   sync.Mutex
 	err     error // why Run stopped, if it did on its own
 
-	msg  ptb.Message // scratch for Classify, used only by Run's goroutine
+	msg  ptb.Message // scratch for the gate, used only by Run's goroutine
 	logs logLimiter
 }
 
@@ -80,14 +94,11 @@ type Receiver struct {
 // the calling thread's network namespace (as with the transports, call it
 // inside netnsutil.Do to use another). On error nothing is left behind.
 func Open(cfg Config) (r *Receiver, err error) {
-	if cfg.Port == 0 {
-		cfg.Port = transport.DefaultTunnelPort
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("inject: port %d out of range 1..65535", cfg.Port)
 	}
 	if cfg.Device == "" {
 		cfg.Device = DefaultDevice
-	}
-	if cfg.IsPeer == nil {
-		return nil, errors.New("inject: no peer check")
 	}
 	r = &Receiver{cfg: cfg, log: cfg.Logger, ctl: -1, logs: logLimiter{perSecond: 5}}
 	if r.log == nil {
@@ -98,6 +109,18 @@ func Open(cfg Config) (r *Receiver, err error) {
 			r.Close()
 		}
 	}()
+	if r.local, err = openLocalAddrs(); err != nil {
+		return r, fmt.Errorf("inject: listing this node's addresses: %w", err)
+	}
+	r.gate, err = NewGate(GateConfig{
+		Peer: cfg.Peer, Keys: cfg.Keys, Insecure: cfg.Insecure, Skew: cfg.Skew,
+		PeerRate: cfg.PeerRate, PeerBurst: cfg.PeerBurst, GlobalRate: cfg.GlobalRate, GlobalBurst: cfg.GlobalBurst,
+		IsLocal: r.local.isLocal, IsBroadcast: r.local.isBroadcast, IsVIP: cfg.IsVIP, RelayFor: cfg.RelayFor,
+		Limits: cfg.Limits,
+	})
+	if err != nil {
+		return r, err
+	}
 	if err := r.openDevice(); err != nil {
 		return r, err
 	}
@@ -354,6 +377,9 @@ func (r *Receiver) Run(ctx context.Context) error {
 	defer stop()
 	r.running.Store(true)
 	defer r.running.Store(false)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go r.local.run(lctx)
 	buf := make([]byte, 1<<16)
 	for {
 		n, from, err := r.conn.ReadFromUDPAddrPort(buf)
@@ -371,10 +397,10 @@ func (r *Receiver) Run(ctx context.Context) error {
 	}
 }
 
-// handle takes one datagram through Classify and the device. It does not
+// handle takes one datagram through the gate and the device. It does not
 // allocate unless it logs.
 func (r *Receiver) handle(d []byte, from netip.Addr) Result {
-	pkt, res, reason := Classify(d, from, r.cfg.IsPeer, r.cfg.Limits, &r.msg)
+	pkt, res, reason := r.gate.Classify(d, from, time.Now(), &r.msg)
 	if res == Injected {
 		if _, err := r.tun.Write(pkt); err != nil {
 			res = InjectError
@@ -385,7 +411,7 @@ func (r *Receiver) handle(d []byte, from netip.Addr) Result {
 	}
 	r.metrics.byResult[res].Inc()
 	if res != Injected && res != InjectError && r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(time.Now()) {
-		r.log.Debug("tunnel datagram dropped", "result", res.String(), "from", from, "bytes", len(d), "ptb_reason", reason.String())
+		r.log.Debug("tunnel datagram dropped", "result", res.String(), "from", from, "bytes", len(d), "reason", reason.String())
 	}
 	return res
 }
@@ -429,6 +455,10 @@ func (r *Receiver) Close() error {
 	if r.conn != nil {
 		errs = append(errs, r.conn.Close())
 		r.conn = nil
+	}
+	if r.local != nil {
+		r.local.close()
+		r.local = nil
 	}
 	if r.rpFilterAll != nil {
 		errs = append(errs, r.rpFilterAll.Close())

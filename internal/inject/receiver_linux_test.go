@@ -118,11 +118,10 @@ func readSysctlIn(t *testing.T, ns, key string) string {
 func (l *testLab) receiver(t *testing.T) (*Receiver, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	peer4, peer6 := netip.MustParseAddr("10.88.0.1"), netip.MustParseAddr("fd88::1")
 	var r *Receiver
 	in(t, l.r, func() error {
 		var err error
-		r, err = Open(Config{Port: testPort, IsPeer: func(a netip.Addr) bool { return a == peer4 || a == peer6 },
+		r, err = Open(Config{Port: testPort, Peer: testPeer, Keys: testKeys,
 			Limits: ptb.DefaultLimits(), Registerer: reg})
 		return err
 	})
@@ -143,6 +142,8 @@ func (l *testLab) receiver(t *testing.T) (*Receiver, *prometheus.Registry) {
 	}
 	return r, reg
 }
+
+func noPeer(netip.Addr) (string, bool) { return "", false }
 
 // send sends one datagram from S, from address src, to R's tunnel port.
 func (l *testLab) send(t *testing.T, src netip.Addr, d []byte) {
@@ -356,11 +357,11 @@ func TestReceiverDeviceLifetime(t *testing.T) {
 	var r *Receiver
 	in(t, l.r, func() error {
 		var err error
-		r, err = Open(Config{Port: testPort, IsPeer: func(netip.Addr) bool { return false }})
+		r, err = Open(Config{Port: testPort, Peer: noPeer, Insecure: true})
 		return err
 	})
 	in(t, l.r, func() error {
-		r2, err := Open(Config{Port: testPort + 1, IsPeer: func(netip.Addr) bool { return false }})
+		r2, err := Open(Config{Port: testPort + 1, Peer: noPeer, Insecure: true})
 		if err == nil {
 			r2.Close()
 			t.Error("a second receiver opened the same device")
@@ -473,7 +474,7 @@ func TestDummyAddressChangesNoRouting(t *testing.T) {
 	var r *Receiver
 	in(t, ns, func() error {
 		var err error
-		r, err = Open(Config{Port: testPort, IsPeer: func(netip.Addr) bool { return false }})
+		r, err = Open(Config{Port: testPort, Peer: noPeer, Insecure: true})
 		return err
 	})
 	t.Cleanup(func() { r.Close() })

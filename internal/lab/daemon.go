@@ -92,6 +92,9 @@ func (l *Lab) DaemonArgs(i int, c DaemonConfig) []string {
 		// environment says.
 		"--kubernetes", "false",
 	)
+	if c.Transport == "tunnel" {
+		args = append(args, l.tunnelKeyArgs()...)
+	}
 	return append(args, c.Args...)
 }
 

@@ -65,6 +65,8 @@ type Lab struct {
 	servers []*http.Server
 	daemons []*Daemon
 	closed  bool
+
+	tunnelKey string // the tunnel's key file (tunnelkey.go), once written
 }
 
 // Interface names inside the namespaces.
@@ -544,6 +546,7 @@ func (l *Lab) Close() error {
 	for _, s := range servers {
 		_ = s.Close()
 	}
+	l.removeTunnelKey()
 	for _, n := range l.all() {
 		n.close()
 	}

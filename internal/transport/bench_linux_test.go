@@ -49,7 +49,7 @@ func BenchmarkSend(b *testing.B) {
 		if rt, err = NewRouted(RoutedConfig{TTL: 1}); err != nil {
 			return err
 		}
-		tu, err = NewTunnel(TunnelConfig{})
+		tu, err = NewTunnel(TunnelConfig{Insecure: true})
 		return err
 	})
 	b.Cleanup(func() { l2.Close(); bc.Close(); rt.Close(); tu.Close() })

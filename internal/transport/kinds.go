@@ -16,6 +16,9 @@ type Options struct {
 	TTL int
 	// TunnelPort is the UDP port peers' tunnel receivers listen on.
 	TunnelPort int
+	// TunnelKeys signs tunnel datagrams; TunnelInsecure allows none (labs).
+	TunnelKeys     KeySource
+	TunnelInsecure bool
 	// Logger receives the transport's events; nil discards them.
 	Logger *slog.Logger
 }

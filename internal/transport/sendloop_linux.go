@@ -125,12 +125,12 @@ func (l *sendLoop) init(fr framer, socks ...*sock) {
 }
 
 func (l *sendLoop) send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
+	l.mu.Lock() // begin may keep per-message state (EtherType, a sealed header)
+	defer l.mu.Unlock()
 	if err := l.fr.begin(m); err != nil {
 		reportAll(onErr, len(to), err)
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.onErr = onErr
 	sent := 0
 	for i := range to {

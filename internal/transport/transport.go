@@ -13,7 +13,6 @@
 package transport
 
 import (
-
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 )

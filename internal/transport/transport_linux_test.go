@@ -322,7 +322,7 @@ func TestSendDoesNotAllocate(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		tu, err := NewTunnel(TunnelConfig{})
+		tu, err := NewTunnel(TunnelConfig{Insecure: true})
 		if err != nil {
 			return err
 		}

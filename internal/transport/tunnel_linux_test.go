@@ -4,6 +4,7 @@ package transport
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -12,7 +13,32 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/peers"
+	"github.com/go-pmtud/go-pmtud/internal/tunnelwire"
 )
+
+// staticKeys is a KeySource whose keyring the test swaps.
+type staticKeys struct{ ring *tunnelwire.Keyring }
+
+func (s *staticKeys) Keyring() *tunnelwire.Keyring { return s.ring }
+
+func testKeyring(t *testing.T, fill byte) *tunnelwire.Keyring {
+	t.Helper()
+	k, err := tunnelwire.NewKey(bytes.Repeat([]byte{fill}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tunnelwire.NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestNewTunnelNeedsAKey(t *testing.T) {
+	if _, err := NewTunnel(TunnelConfig{}); !errors.Is(err, ErrNoTunnelKey) {
+		t.Fatalf("NewTunnel without keys: %v, want ErrNoTunnelKey", err)
+	}
+}
 
 // listenUDP opens a dual-stack UDP socket on port in namespace ns.
 func listenUDP(t *testing.T, ns string, port int) *net.UDPConn {
@@ -29,15 +55,18 @@ func listenUDP(t *testing.T, ns string, port int) *net.UDPConn {
 
 // TestTunnelInNamespaces: n1 sends a PTB to n2 and n3 over the tunnel
 // transport; each receives, on the tunnel port, one datagram from n1's
-// address holding the header and the original packet byte for byte.
+// address holding a header signed with the current key and the original
+// packet byte for byte; the counter grows, the epoch stays, and a new
+// keyring is used from the next message on.
 func TestTunnelInNamespaces(t *testing.T) {
 	l := newLab(t)
 	n1, n2, n3 := l.nodes[0], l.nodes[1], l.nodes[2]
 	const port = 30999
+	keys := &staticKeys{testKeyring(t, 1)}
 	var tu *Tunnel
 	in(t, n1.ns, func() error {
 		var err error
-		tu, err = NewTunnel(TunnelConfig{Port: port})
+		tu, err = NewTunnel(TunnelConfig{Port: port, Keys: keys})
 		return err
 	})
 	t.Cleanup(func() { tu.Close() })
@@ -46,7 +75,12 @@ func TestTunnelInNamespaces(t *testing.T) {
 	}
 	c2, c3 := listenUDP(t, n2.ns, port), listenUDP(t, n3.ns, port)
 
+	var last tunnelwire.Header
 	for _, f := range []uint8{4, 6} {
+		if f == 6 {
+			keys.ring = testKeyring(t, 2) // a reloaded key file
+		}
+		open := tunnelwire.NewOpener(keys.ring)
 		m := ptbMessage(f, netip.MustParseAddr(map[uint8]string{4: "198.51.100.7", 6: "2001:db8:1::7"}[f]), 4007, 1400)
 		// n2 is known only by its address of the other family: the
 		// datagram goes there, carrying this family's packet.
@@ -56,8 +90,6 @@ func TestTunnelInNamespaces(t *testing.T) {
 		if got := tu.Send(m, to, el.on(to)); got != 2 {
 			t.Fatalf("v%d: Send = %d, want 2; errors %v", f, got, el.errs)
 		}
-		var want [TunnelHeaderLen]byte
-		PutTunnelHeader(want[:], f)
 		for k, c := range []*net.UDPConn{c2, c3} {
 			buf := make([]byte, 2048)
 			c.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -68,14 +100,22 @@ func TestTunnelInNamespaces(t *testing.T) {
 			if src := n1.addr([]uint8{other, f}[k]); from.Addr().Unmap() != src {
 				t.Errorf("v%d: datagram from %v, want n1 %v", f, from, src)
 			}
-			if !bytes.Equal(buf[:TunnelHeaderLen], want[:]) || !bytes.Equal(buf[TunnelHeaderLen:n], m.Packet) {
-				t.Errorf("v%d: datagram % x..., want header % x and the original %d-byte packet", f, buf[:min(n, 16)], want, len(m.Packet))
+			var h tunnelwire.Header
+			pkt, err := open.Open(buf[:n], &h)
+			if err != nil || h.Family != f || !bytes.Equal(pkt, m.Packet) {
+				t.Fatalf("v%d: Open = %v, family %d; want the original %d-byte packet", f, err, h.Family, len(m.Packet))
 			}
-			fam, pkt, err := ParseTunnel(buf[:n])
-			if err != nil || fam != f || !bytes.Equal(pkt, m.Packet) {
-				t.Errorf("v%d: ParseTunnel = %d, %v", f, fam, err)
+			if age := time.Now().UnixMilli() - h.Timestamp; age < 0 || age > 2000 {
+				t.Errorf("v%d: timestamp %d ms old", f, age)
 			}
+			if last.Counter != 0 && (h.Epoch != last.Epoch || h.Counter <= last.Counter-1) {
+				t.Errorf("v%d: epoch/counter %x/%d after %x/%d", f, h.Epoch, h.Counter, last.Epoch, last.Counter)
+			}
+			last = h
 		}
+	}
+	if last.Counter != 2 {
+		t.Errorf("counter %d after two messages, want 2", last.Counter)
 	}
 
 	// The sending socket never queues what is sent back to it.

@@ -237,7 +237,8 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 		} else if strings.Contains(name, "rbac") {
 			want = []string{"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
 		} else if strings.Contains(name, "every option") {
-			want = []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "PrometheusRule", "ServiceAccount"}
+			// transport tunnel: the chart creates the key Secret.
+			want = []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "PrometheusRule", "Secret", "ServiceAccount"}
 		}
 		if !slices.Equal(kinds, want) {
 			t.Errorf("%s: kinds %v, want %v", name, kinds, want)
@@ -274,7 +275,7 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				"node-selector":     c.NodeSelector == "node-role.kubernetes.io/worker,zone in (a,b)",
 				"peers":             len(c.Peers) == 2 && c.Peers[0].Addr() == netip.MustParseAddr("10.1.0.1") && c.Peers[1].Addr() == netip.MustParseAddr("fd00:1::1"),
 				"transport":         c.Transport == "tunnel",
-				"tunnel":            c.TunnelPort == 31042 && c.TunnelDevice == "pmtud9",
+				"tunnel":            c.TunnelPort == 31042 && c.TunnelDevice == "pmtud9" && c.TunnelKeyFile == "/etc/go-pmtud/tunnel/tunnel.keys" && !c.TunnelInsecure,
 				"capture":           c.CaptureBurst == 50 && c.CaptureSourceRate == 300 && c.CaptureBuffer == 8<<20,
 				"iface":             slices.Equal(c.Ifaces, []string{"eth1"}),
 				"ttl":               c.TTL == 1,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +20,6 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 	"github.com/go-pmtud/go-pmtud/internal/testnet"
-	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 const (
@@ -68,7 +68,7 @@ func TestTunnelEachPeerInjectsOnceAndCopiesAreNotRelayed(t *testing.T) {
 					installEveryInterfaceRule(t, ns, 33)
 				}
 			}
-			ds := s.Start(t, binary, "tunnel", tc.extra...)
+			ds, _ := startTunnel(t, s, []string{keyA}, tc.extra...)
 			for _, ns := range s.Nodes {
 				// Only the RFC 7600 dummy address, scope host, no IPv6 address.
 				out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "pmtud0").CombinedOutput()
@@ -119,17 +119,18 @@ func TestTunnelEachPeerInjectsOnceAndCopiesAreNotRelayed(t *testing.T) {
 	}
 }
 
-// TestTunnelRefusesNonPeers: a well-formed tunnel datagram from an address
-// that is not a peer (the router) is counted as not_peer and not injected.
+// TestTunnelRefusesNonPeers: a well-formed, validly signed tunnel datagram
+// from an address that is not a peer (the router) is counted as not_peer
+// and not injected. Without go-pmtud's table (--firewall none), so that
+// the receiver's own check is what is tested (the kernel filter drops it
+// earlier otherwise: TestTunnelHostileDatagrams).
 func TestTunnelRefusesNonPeers(t *testing.T) {
 	s := testnet.NewSegment(t, "ptn", 2, 1)
-	ds := s.Start(t, binary, "tunnel")
+	ds, _ := startTunnel(t, s, []string{keyA}, "--firewall", "none")
 	for i, fam := range families {
 		pkt := ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr(fam.router), VIP: netip.MustParseAddr(vipOf(fam.v6)),
 			Client: netip.MustParseAddr(fam.client), MTU: 1400, SrcPort: 80, DstPort: uint16(41000 + i)})
-		d := make([]byte, transport.TunnelHeaderLen, transport.TunnelHeaderLen+len(pkt))
-		transport.PutTunnelHeader(d, map[bool]uint8{false: 4, true: 6}[fam.v6])
-		d = append(d, pkt...)
+		d := sealed(t, keyA, pkt, time.Now(), 1, uint64(i+1))
 		node := s.V4[0]
 		if fam.v6 {
 			node = s.V6[0]
@@ -160,7 +161,7 @@ func TestTunnelRefusesNonPeers(t *testing.T) {
 // device with its last file descriptor).
 func TestTunnelDeviceGoesWithTheDaemon(t *testing.T) {
 	s := testnet.NewSegment(t, "ptn", 2, 1)
-	ds := s.Start(t, binary, "tunnel")
+	ds, _ := startTunnel(t, s, []string{keyA})
 	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		ns := s.Nodes[i]
 		if err := exec.Command("ip", "-n", ns, "link", "show", "pmtud0").Run(); err != nil {
@@ -237,7 +238,9 @@ func TestTunnelUnderReadOnlyProcSys(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", s.Nodes[1], "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=2", "net.ipv4.conf.all.rp_filter=2").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	args := []string{"--iface", "eth0", "--transport", "tunnel", "--log-format", "text", "--kubernetes", "false"}
+	keys := filepath.Join(t.TempDir(), "keys")
+	writeKeys(t, keys, keyA)
+	args := []string{"--iface", "eth0", "--transport", "tunnel", "--log-format", "text", "--kubernetes", "false", "--tunnel-key-file", keys}
 	d0 := testnet.StartDaemon(t, s.Nodes[0], binary, append(args, "--peers", s.PeersOf(0)), nil)
 	script := `mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && ` +
 		`! (echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter) 2>/dev/null && exec "$0" "$@"`

@@ -52,6 +52,8 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
   "firewall" $v.firewall
   "tunnel-port" $v.tunnel.port
   "tunnel-device" $v.tunnel.device
+  "tunnel-key-file" (include "go-pmtud.tunnelKeyFile" .)
+  "tunnel-insecure" $v.tunnel.insecure
   "capture-rate" $v.capture.rate
   "capture-burst" $v.capture.burst
   "capture-source-rate" $v.capture.sourceRate
@@ -87,4 +89,18 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
   value: {{ $s | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The tunnel's key Secret: the operator's, or the one the chart creates. Empty
+when the tunnel is not used or runs insecure.
+*/}}
+{{- define "go-pmtud.tunnelSecret" -}}
+{{- if and (eq .Values.transport "tunnel") (not .Values.tunnel.insecure) -}}
+{{- .Values.tunnel.existingSecret | default (printf "%s-tunnel" (include "go-pmtud.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "go-pmtud.tunnelKeyFile" -}}
+{{- if include "go-pmtud.tunnelSecret" . -}}/etc/go-pmtud/tunnel/tunnel.keys{{- end -}}
 {{- end -}}
