@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/go-pmtud/go-pmtud/internal/lograte"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 )
 
@@ -87,7 +88,7 @@ type Receiver struct {
 	err     error // why Run stopped, if it did on its own
 
 	msg  ptb.Message // scratch for the gate, used only by Run's goroutine
-	logs logLimiter
+	logs lograte.Limiter
 }
 
 // Open creates and configures the TUN device and binds the UDP port, in
@@ -100,7 +101,7 @@ func Open(cfg Config) (r *Receiver, err error) {
 	if cfg.Device == "" {
 		cfg.Device = DefaultDevice
 	}
-	r = &Receiver{cfg: cfg, log: cfg.Logger, ctl: -1, logs: logLimiter{perSecond: 5}}
+	r = &Receiver{cfg: cfg, log: cfg.Logger, ctl: -1, logs: lograte.Limiter{PerSecond: 5}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -404,13 +405,13 @@ func (r *Receiver) handle(d []byte, from netip.Addr) Result {
 	if res == Injected {
 		if _, err := r.tun.Write(pkt); err != nil {
 			res = InjectError
-			if r.logs.allow(time.Now()) {
+			if r.logs.Allow(time.Now()) {
 				r.log.Warn("injecting into the tunnel device failed", "device", r.cfg.Device, "err", err)
 			}
 		}
 	}
 	r.metrics.byResult[res].Inc()
-	if res != Injected && res != InjectError && r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.allow(time.Now()) {
+	if res != Injected && res != InjectError && r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.Allow(time.Now()) {
 		r.log.Debug("tunnel datagram dropped", "result", res.String(), "from", from, "bytes", len(d), "reason", reason.String())
 	}
 	return res
@@ -476,23 +477,4 @@ func (r *Receiver) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// logLimiter lets through at most perSecond log lines per second.
-type logLimiter struct {
-	mu        sync.Mutex
-	perSecond int
-	second    int64
-	count     int
-}
-
-func (l *logLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := now.Unix()
-	if s != l.second {
-		l.second, l.count = s, 0
-	}
-	l.count++
-	return l.count <= l.perSecond
 }

@@ -4,6 +4,7 @@ package relay_test
 
 import (
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,11 @@ func v4Peers(s *testnet.Segment, self int) string {
 
 func startWithPeers(t *testing.T, s *testnet.Segment, transport string, peers func(int) string, extra ...string) []*testnet.Daemon {
 	t.Helper()
+	if transport == "tunnel" {
+		f := filepath.Join(t.TempDir(), "tunnel.keys")
+		writeKeys(t, f, keyA)
+		extra = append(extra, "--tunnel-key-file", f)
+	}
 	var ds []*testnet.Daemon
 	for i, ns := range s.Nodes {
 		args := append([]string{"--iface", "eth0", "--transport", transport, "--peers", peers(i),
