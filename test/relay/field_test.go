@@ -116,16 +116,16 @@ func TestDeadAndFarPeersKeepReadiness(t *testing.T) {
 	if !ok {
 		t.Fatalf("not ready:\n%s", body)
 	}
-	for _, want := range []string{"3 peers: 1 reachable, 1 unresolved, 1 unreachable", "dead (" + dead + ")", "far (" + far + ")"} {
+	for _, want := range []string{"3 peers: 1 of 3 peers resolved", "dead ", "far not_on_link"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("readiness lacks %q:\n%s", want, body)
 		}
 	}
 	m := ds[0].Metrics(t)
-	for state, want := range map[string]float64{"reachable": 1, "unresolved": 1, "unreachable": 1} {
-		if got := m[`gopmtud_peer_states{state="`+state+`"}`]; got != want {
-			t.Errorf("peer_states{%s} = %v, want %v", state, got, want)
-		}
+	state := func(s string) float64 { return m[`gopmtud_peer_states{state="`+s+`"}`] }
+	if state("resolved") != 1 || state("not_on_link") != 1 || state("unresolved")+state("failed") != 1 {
+		t.Errorf("peer_states: resolved %v, not_on_link %v, unresolved %v, failed %v; want 1, 1 and 1 dead",
+			state("resolved"), state("not_on_link"), state("unresolved"), state("failed"))
 	}
 	before := ds[1].Metrics(t)["gopmtud_packets_received_total"]
 	s.Inject(t, 0, ptb6(), true)

@@ -35,7 +35,8 @@ func TestProxyARPPeersDoNotBlindTheLoopGuard(t *testing.T) {
 	// Node 1 takes the far subnet for on-link, as with Calico's routes.
 	testnet.IP(t, "-n", n1, "route", "add", "10.88.0.0/24", "dev", "eth0")
 
-	peers := []string{s.V4[1], s.V6[1], "10.88.0.5", "10.88.0.6"}
+	// Node 2 named, so its two addresses are one peer (one frame).
+	peers := []string{s.Nodes[1] + "=" + s.V4[1], s.Nodes[1] + "=" + s.V6[1], "10.88.0.5", "10.88.0.6"}
 	node := testnet.StartDaemon(t, n1, pmtud, []string{"--iface", "eth0", "--transport", "l2",
 		"--peers", strings.Join(peers, ","), "--nodename", n1, "--log-format", "text", "--log-level", "debug"}, nil)
 	peer := testnet.StartDaemon(t, s.Nodes[1], pmtud, nodeArgs(s, 1, "--transport", "l2"), nil)
@@ -47,9 +48,15 @@ func TestProxyARPPeersDoNotBlindTheLoopGuard(t *testing.T) {
 	}
 	testnet.WaitFor(t, "every peer answered for", 10*time.Second, func() bool {
 		l := node.Log()
-		return answered(l, "10.88.0.5") && answered(l, "10.88.0.6") && answered(l, s.V4[1]) && answered(l, s.V6[1])
+		return answered(l, "10.88.0.5") && answered(l, "10.88.0.6") && answered(l, s.Nodes[1])
 	})
-	time.Sleep(100 * time.Millisecond) // the view is rebuilt from l2's table every 50 ms
+	// The view is rebuilt when l2 signals a state change; wait until its
+	// peer MACs hold node 2's and nothing else (the router's would blind
+	// the loop guard).
+	testnet.WaitFor(t, "the view to settle", 3*time.Second, func() bool {
+		body, _ := node.Ready()
+		return strings.Contains(body, "1 of 3 peers resolved")
+	})
 	for _, p := range []string{"10.88.0.5", "10.88.0.6"} {
 		if !logHas(node.Log(), "peer state changed", "peer="+p+" ", "state=not_on_segment") {
 			t.Errorf("peer %s behind the proxy-ARP router not reported not_on_segment", p)
