@@ -176,13 +176,19 @@ func (r *rig) drops() uint32 {
 	return r.peers[0].Drops() + r.peers[1].Drops() + r.router.Drops()
 }
 
-// memory is the daemon's VmRSS and VmHWM in MB.
-func (r *rig) memory(t testing.TB) (rss, hwm float64) {
-	a, b, err := benchrate.Memory(r.d.Pid())
+// memory is the daemon's resident memory.
+func (r *rig) memory(t testing.TB) benchrate.Mem {
+	m, err := benchrate.Memory(r.d.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return float64(a) / 1e6, float64(b) / 1e6
+	return m
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+func memString(m benchrate.Mem) string {
+	return fmt.Sprintf("RSS %s (anon %s, file %s), peak (VmHWM) %s", mb(m.RSS), mb(m.Anon), mb(m.File), mb(m.HWM))
 }
 
 func must[T any](v T, err error) T {

@@ -30,11 +30,17 @@ func CPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / userHZ, nil
 }
 
-// Memory is VmRSS and VmHWM (peak RSS) of pid, in bytes.
-func Memory(pid int) (rss, hwm int64, err error) {
+// Mem is a process's resident memory, bytes (proc(5), /proc/PID/status).
+type Mem struct {
+	RSS, HWM   int64 // VmRSS, VmHWM (peak)
+	Anon, File int64 // RssAnon (heap, stacks), RssFile (the binary's pages)
+}
+
+// Memory reads pid's resident memory.
+func Memory(pid int) (m Mem, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -44,10 +50,14 @@ func Memory(pid int) (rss, hwm int64, err error) {
 		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		switch k {
 		case "VmRSS":
-			rss = n << 10
+			m.RSS = n << 10
 		case "VmHWM":
-			hwm = n << 10
+			m.HWM = n << 10
+		case "RssAnon":
+			m.Anon = n << 10
+		case "RssFile":
+			m.File = n << 10
 		}
 	}
-	return rss, hwm, nil
+	return m, nil
 }

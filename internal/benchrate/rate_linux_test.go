@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-pmtud/go-pmtud/internal/benchrate"
 	"github.com/go-pmtud/go-pmtud/internal/testnet"
 )
 
@@ -57,8 +58,10 @@ func TestRateSmoke(t *testing.T) {
 	if x.LatencySamples != 2*x.Sent || x.P50 <= 0 || x.P99 < x.P50 {
 		t.Errorf("latency: %d samples for %d messages, p50 %v p99 %v", x.LatencySamples, x.Sent, x.P50, x.P99)
 	}
-	if rss, _ := r.memory(t); rss <= 0 || x.RelayedMetric != float64(x.Sent) {
-		t.Errorf("rss %v MB, relayed metric %v", rss, x.RelayedMetric)
+	m := r.memory(t)
+	t.Log(memString(m))
+	if m.RSS <= 0 || x.RelayedMetric != float64(x.Sent) {
+		t.Errorf("%s, relayed metric %v", memString(m), x.RelayedMetric)
 	}
 }
 
@@ -75,12 +78,14 @@ func TestRate(t *testing.T) {
 
 	t.Run("defaults", func(t *testing.T) {
 		r := newRig(t, bin)
+		cpu0 := must(benchrate.CPU(r.d.Pid()))
+		time.Sleep(5 * time.Second)
+		say("defaults, idle: CPU %v in 5 s", must(benchrate.CPU(r.d.Pid()))-cpu0)
 		x := r.run(t, 200, 10*time.Second, true)
 		say("defaults, 200/s: %v", x)
 		x = r.run(t, 1000, 5*time.Second, false)
 		say("defaults, 1000/s: %v", x)
-		rss, hwm := r.memory(t)
-		say("defaults: RSS %.1f MB, peak (VmHWM) %.1f MB", rss, hwm)
+		say("defaults: %s", memString(r.memory(t)))
 	})
 	t.Run("raised", func(t *testing.T) {
 		r := newRig(t, bin, raised...)
@@ -97,8 +102,7 @@ func TestRate(t *testing.T) {
 				break
 			}
 		}
-		rss, hwm := r.memory(t)
-		say("raised: highest rate without loss %.0f/s; RSS %.1f MB, peak (VmHWM) %.1f MB", best, rss, hwm)
+		say("raised: highest rate without loss %.0f/s; %s", best, memString(r.memory(t)))
 	})
 	if path := os.Getenv("PMTUD_BENCH_OUT"); path != "" {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer shutdown(servers)
+	defer startPprof(cfg.PprofAddress, log)()
 
 	// Capture before the rule: a rule logging to an unbound group loses packets.
 	captureCfg := capture.Config{Group: cfg.NFLOGGroup, Bufsize: cfg.CaptureBuffer, Logger: log.With("component", "capture")}
