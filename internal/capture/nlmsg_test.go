@@ -5,8 +5,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 )
 
 // realPacket builds the datagram in the kernel's layout (attribute order of
@@ -126,6 +131,9 @@ func TestConfigMsg(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(realPacket(3, []byte{0x45, 0, 0, 20, 1, 2}, []byte{1, 2, 3}))
 	f.Add(append(realPacket(1, nil, nil), 1, 2, 3))
+	if d, err := os.ReadFile(filepath.Join("testdata", "nflog-ptb4.bin")); err == nil {
+		f.Add(d)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := nlReader{b: b}
 		var p nflogPacket
@@ -140,4 +148,40 @@ func FuzzParse(f *testing.F) {
 		}
 		t.Fatal("reader never ended")
 	})
+}
+
+// TestParseKernelBytes parses a datagram Linux 6.18 sent for one logged
+// ICMPv4 frag-needed (stored by TestKernelDatagram).
+func TestParseKernelBytes(t *testing.T) {
+	d, err := os.ReadFile(filepath.Join("testdata", "nflog-ptb4.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr("192.0.2.1"), VIP: netip.MustParseAddr("192.0.2.2"),
+		Client: netip.MustParseAddr("198.51.100.7"), MTU: 1400, SrcPort: 80, DstPort: 40000})
+	checkKernelDatagram(t, d, ip)
+}
+
+// checkKernelDatagram parses d, which must hold exactly one NFLOG packet
+// message carrying ip, received on an Ethernet device with sequence number 0.
+func checkKernelDatagram(t *testing.T, d, ip []byte) {
+	t.Helper()
+	r := nlReader{b: d}
+	typ, _, body, ok, err := r.next()
+	if !ok || err != nil || typ != nfulnlMsgPkt {
+		t.Fatalf("type %#x ok %v err %v", typ, ok, err)
+	}
+	var p nflogPacket
+	if err := parsePacket(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p.Payload, ip) || !p.HasSeq || p.Seq != 0 || p.InDev == 0 {
+		t.Errorf("parsed %+v, want the sent packet, seq 0 and an input device", p)
+	}
+	if _, _, hasMAC := ethernetMACs(p.HwType, p.HwHeader); !hasMAC {
+		t.Errorf("no Ethernet header: type %d, % x", p.HwType, p.HwHeader)
+	}
+	if _, _, _, more, err := r.next(); more || err != nil {
+		t.Errorf("more after the message: %v %v", more, err)
+	}
 }
