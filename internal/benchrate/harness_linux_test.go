@@ -59,6 +59,9 @@ func newRig(t testing.TB, bin string, extra ...string) *rig {
 		}
 		t.Cleanup(func() { r.peers[i].Close() })
 	}
+	if os.Getenv("PMTUD_BENCH_STEER") != "" {
+		r.steer(t)
+	}
 	if !slices.Contains(args, "--dry-run") { // a dry run sends nothing to wait for
 		r.warmUp(t)
 	}
