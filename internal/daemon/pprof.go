@@ -13,8 +13,14 @@ import (
 // addr is not empty; it is off by default because profiles expose internals
 // and cost CPU while taken. The returned function stops the listener.
 func startPprof(addr string, log *slog.Logger) func() {
+	_, stop := servePprof(addr, log)
+	return stop
+}
+
+// servePprof is startPprof that also returns the bound address (nil when off).
+func servePprof(addr string, log *slog.Logger) (net.Addr, func()) {
 	if addr == "" {
-		return func() {}
+		return nil, func() {}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -25,7 +31,7 @@ func startPprof(addr string, log *slog.Logger) func() {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error("pprof listener not started", "address", addr, "err", err)
-		return func() {}
+		return nil, func() {}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -34,5 +40,5 @@ func startPprof(addr string, log *slog.Logger) func() {
 		}
 	}()
 	log.Info("pprof listening", "address", ln.Addr().String())
-	return func() { srv.Close() }
+	return ln.Addr(), func() { srv.Close() }
 }
