@@ -140,6 +140,9 @@ func (s *nfsock) request(attrs ...nla) error {
 	defer s.f.SetReadDeadline(time.Time{})
 	for {
 		n, err := s.read()
+		if errors.Is(err, unix.ENOBUFS) {
+			continue // logged packets overflowed the buffer; the answer still comes
+		}
 		if err != nil {
 			return err
 		}

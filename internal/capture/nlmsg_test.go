@@ -185,3 +185,18 @@ func checkKernelDatagram(t *testing.T, d, ip []byte) {
 		t.Errorf("more after the message: %v %v", more, err)
 	}
 }
+
+// TestDatagramDoesNotAllocate: from a received datagram to the handler,
+// the listener allocates nothing.
+func TestDatagramDoesNotAllocate(t *testing.T) {
+	d := realPacket(0, []byte{0x45, 0, 0, 20, 1, 2, 3, 4}, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 8, 0})
+	calls := 0
+	l := &Listener{handler: func(p *Packet) { calls++ }}
+	s := &session{}
+	if n := testing.AllocsPerRun(100, func() { l.datagram(s, d) }); n != 0 {
+		t.Errorf("%v allocations per datagram", n)
+	}
+	if calls == 0 || l.Stats().Received != uint64(calls) {
+		t.Errorf("handler called %d times, stats %+v", calls, l.Stats())
+	}
+}
