@@ -21,6 +21,9 @@ const genBatch = 64
 // Generator writes PTB frames from a router's eth0 to one MAC with
 // sendmmsg(2) on an AF_PACKET socket, paced to a fixed rate.
 type Generator struct {
+	// Batch is the most frames one sendmmsg carries (1 to 64; 0: 64).
+	Batch int
+
 	fd   int
 	tmpl *Template
 	hdr  [ethLen]byte
@@ -108,7 +111,11 @@ func (g *Generator) Run(first uint64, rate float64, d time.Duration, max int) (s
 			time.Sleep(next - el)
 			continue
 		}
-		n := min(want, genBatch)
+		b := genBatch
+		if g.Batch > 0 {
+			b = min(g.Batch, genBatch)
+		}
+		n := min(want, b)
 		k, err := g.send(first+uint64(sent+refused), n)
 		if err != nil {
 			return sent, refused, time.Since(start), err
