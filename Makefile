@@ -7,7 +7,7 @@ BIN       := bin/go-pmtud
 PKGS      := ./...
 FUZZTIME  ?= 3m
 
-.PHONY: all build lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench fuzz setup clean
+.PHONY: all build lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench bench-rate fuzz setup clean
 
 all: build
 
@@ -59,6 +59,13 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ptb/ ./internal/policy/ ./internal/relay/
 
+# The relay path end to end in namespaces at fixed rates (root, about a minute):
+# latency, highest rate without loss, CPU per message, RSS; see docs/benchmarks.md.
+# BENCH_BIN=path measures another build; BENCH_RATES=10000,50000 shapes the sweep.
+bench-rate:
+	PMTUD_BENCH_RATE=1 PMTUD_BENCH_BIN=$(BENCH_BIN) PMTUD_BENCH_RATES=$(BENCH_RATES) \
+		$(GO) test -count=1 -p 1 -timeout 15m -v -run 'TestRate$$' ./internal/benchrate/
+
 # Longer fuzzing than CI's seed run: FUZZTIME per target.
 fuzz:
 	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/ptb/ | grep ^Fuzz); do \
@@ -67,6 +74,8 @@ fuzz:
 		echo "== policy $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/policy/ || exit 1; done
 	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/transport/ | grep ^Fuzz); do \
 		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/transport/ || exit 1; done
+	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/capture/ | grep ^Fuzz); do \
+		echo "== capture $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/capture/ || exit 1; done
 
 clean:
 	rm -rf bin

@@ -3,7 +3,6 @@ module github.com/go-pmtud/go-pmtud
 go 1.26.8
 
 require (
-	github.com/florianl/go-nflog/v2 v2.3.0
 	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.11.2
 	github.com/mdlayher/packet v1.2.0

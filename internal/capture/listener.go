@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	nflog "github.com/florianl/go-nflog/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,21 +84,20 @@ type Listener struct {
 	lastWarn atomic.Int64 // unix nanoseconds of the last overrun warning
 }
 
-// session is one bound NFLOG socket; a restart replaces it.
+// session is one bound NFLOG socket and the goroutine reading it; a
+// restart replaces it.
 type session struct {
-	nf     *nflog.Nflog
-	ctx    context.Context
-	cancel context.CancelFunc
-	dead   chan error // the fatal receive error, at most one
+	sock    *nfsock
+	closing atomic.Bool
+	dead    chan error // the fatal receive error, at most one
+	pkt     nflogPacket
 }
 
 func (s *session) close() error {
-	// Cancel first: go-nflog's receive goroutine then stops at its next
-	// check. Close the socket directly rather than Nflog.Close, whose
-	// WaitGroup waits for a goroutine that only ends after cancellation
-	// and may be Added concurrently with the Wait.
-	s.cancel()
-	return s.nf.Con.Close()
+	if s.closing.Swap(true) {
+		return nil
+	}
+	return s.sock.close() // wakes the reader, which then exits
 }
 
 // Open binds the NFLOG group in the configured namespace, so that a group
@@ -130,69 +126,26 @@ func Open(cfg Config) (*Listener, error) {
 }
 
 func (l *Listener) open() (*session, error) {
-	nf, err := nflog.Open(&nflog.Config{
-		NetNS:    l.cfg.NetNS,
-		Group:    l.cfg.Group,
-		Copymode: nflog.CopyPacket,
-		Bufsize:  snaplen, // go-nflog's Bufsize is the copy range, not the socket buffer
-		// Flush every packet at once whatever the rule says: the kernel's
-		// default batches messages for up to 1 s. go-nflog cannot send a
-		// zero flush timeout (it skips zero values), so the threshold does it.
-		QThresh: 1,
-		// Sequence numbers let us count messages lost to overruns.
-		Flags:  nflog.FlagSeq,
-		Logger: nflogLogger{l.log},
-	})
+	sock, err := openNFSock(l.cfg.NetNS, l.cfg.Group, l.cfg.Bufsize)
 	if err != nil {
-		return nil, fmt.Errorf("capture: open nflog socket for group %d: %w", l.cfg.Group, err)
+		return nil, err
 	}
-	if err := setReadBuffer(nf.Con, l.cfg.Bufsize); err != nil {
-		nf.Con.Close()
-		return nil, fmt.Errorf("capture: nflog group %d: set receive buffer to %d: %w", l.cfg.Group, l.cfg.Bufsize, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{nf: nf, ctx: ctx, cancel: cancel, dead: make(chan error, 1)}
+	s := &session{sock: sock, dead: make(chan error, 1)}
 	l.hookMu.Lock()
 	l.nextSeq = 0 // a new kernel instance counts from zero
 	l.hookMu.Unlock()
-	err = nf.RegisterWithErrorFunc(ctx,
-		func(a nflog.Attribute) int { return l.hook(s, a) },
-		func(err error) int { return l.onError(s, err) })
-	if err != nil {
-		s.close()
-		return nil, bindError(l.cfg.Group, err)
-	}
+	go l.receive(s)
 	return s, nil
 }
 
-// setReadBuffer sets SO_RCVBUFFORCE (needs CAP_NET_ADMIN, which binding an
-// NFLOG group needs anyway) and falls back to SO_RCVBUF, capped by rmem_max.
-func setReadBuffer(c *netlink.Conn, n int) error {
-	rc, err := c.SyscallConn()
-	if err == nil {
-		var serr error
-		err = rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
-		})
-		if err == nil && serr == nil {
-			return nil
-		}
-	}
-	return c.SetReadBuffer(n)
-}
-
-// bindError explains a failed bind. go-nflog formats the kernel's errno with
-// %v, so it can only be recognised by its text. The kernel answers EPERM
-// when another socket owns the group (and EBUSY when this socket already
-// does); lacking CAP_NET_ADMIN also gives EPERM, but on go-nflog's earlier
-// unbind step, whose message differs.
+// bindError explains a failed bind. The kernel answers EPERM when another
+// socket owns the group (and EBUSY when this socket already does); lacking
+// CAP_NET_ADMIN also gives EPERM.
 func bindError(group uint16, err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "could not bind to requested group") &&
-		(strings.Contains(msg, unix.EPERM.Error()) || strings.Contains(msg, unix.EBUSY.Error())) {
+	if errors.Is(err, unix.EBUSY) || (errors.Is(err, unix.EPERM) && hasNetAdmin()) {
 		return &inUseError{group: group, err: err}
 	}
-	if strings.Contains(msg, unix.EPERM.Error()) {
+	if errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("capture: bind nflog group %d: not permitted (needs CAP_NET_ADMIN): %w", group, err)
 	}
 	return fmt.Errorf("capture: bind nflog group %d: %w", group, err)
@@ -210,63 +163,88 @@ func (e *inUseError) Error() string {
 func (e *inUseError) Unwrap() error        { return e.err }
 func (e *inUseError) Is(target error) bool { return target == ErrGroupInUse }
 
-// hook runs on go-nflog's receive goroutine for every logged packet.
-func (l *Listener) hook(s *session, a nflog.Attribute) int {
+// receive reads session s until it is closed or fails. It starts reading
+// only once Run has started, so packets wait in the socket buffer until then.
+func (l *Listener) receive(s *session) {
 	select {
 	case <-l.started:
-	case <-s.ctx.Done():
-		return 1
+	case <-l.closed:
+		return
 	}
+	for {
+		n, err := s.sock.read()
+		if s.closing.Load() {
+			return
+		}
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+			l.overrun()
+			continue
+		case err != nil:
+			s.dead <- err
+			return
+		}
+		for i := range n {
+			l.datagram(s, s.sock.datagram(i))
+		}
+	}
+}
+
+// overrun counts a full receive buffer: the kernel dropped messages, the
+// socket itself is fine, so reading goes on (or we would go deaf).
+func (l *Listener) overrun() {
+	n := l.overruns.Add(1)
+	now := time.Now().UnixNano()
+	if last := l.lastWarn.Load(); now-last > int64(10*time.Second) && l.lastWarn.CompareAndSwap(last, now) {
+		l.log.Warn("nflog receive buffer overrun: the kernel dropped logged packets; raise the buffer or lower the firewall rate limit",
+			"overruns", n, "bufsize", l.cfg.Bufsize)
+	}
+}
+
+// datagram hands every packet message of one datagram to the handler.
+func (l *Listener) datagram(s *session, b []byte) {
 	now := time.Now()
+	r := nlReader{b: b}
+	for {
+		typ, _, body, ok, err := r.next()
+		if err != nil {
+			l.log.Debug("skipping malformed netlink datagram", "err", err, "len", len(b))
+			return
+		}
+		if !ok {
+			return
+		}
+		if typ != nfulnlMsgPkt || parsePacket(body, &s.pkt) != nil {
+			continue // acknowledgements, or nothing the kernel would send
+		}
+		l.deliver(s, &s.pkt, now)
+	}
+}
+
+// deliver counts sequence gaps and calls the handler, serialised with Run's exit.
+func (l *Listener) deliver(s *session, a *nflogPacket, now time.Time) {
 	l.hookMu.Lock()
 	defer l.hookMu.Unlock()
-	if s.ctx.Err() != nil {
-		return 1
+	if s.closing.Load() {
+		return
 	}
-	if a.Seq != nil {
+	if a.HasSeq {
 		// uint32 arithmetic makes the wrap-around harmless.
-		if gap := *a.Seq - l.nextSeq; gap != 0 && gap < 1<<31 {
+		if gap := a.Seq - l.nextSeq; gap != 0 && gap < 1<<31 {
 			l.lost.Add(uint64(gap))
 		}
-		l.nextSeq = *a.Seq + 1
+		l.nextSeq = a.Seq + 1
 	}
 	if l.handler == nil || a.Payload == nil {
-		return 0
+		return
 	}
 	p := &l.pkt
-	*p = Packet{Payload: *a.Payload, Received: now}
-	if a.InDev != nil {
-		p.IfIndex = *a.InDev
-	}
-	if a.HwType != nil && a.HwHeader != nil {
-		p.SrcMAC, p.DstMAC, p.HasMAC = ethernetMACs(*a.HwType, *a.HwHeader)
+	*p = Packet{Payload: a.Payload, Received: now, IfIndex: a.InDev}
+	if a.HwHeader != nil {
+		p.SrcMAC, p.DstMAC, p.HasMAC = ethernetMACs(a.HwType, a.HwHeader)
 	}
 	l.received.Add(1)
 	l.handler(p)
-	return 0
-}
-
-// onError decides, for each receive error, whether go-nflog keeps reading.
-func (l *Listener) onError(s *session, err error) int {
-	if s.ctx.Err() != nil {
-		return 1 // closing or restarting: the read deadline go-nflog set woke us
-	}
-	if errors.Is(err, unix.ENOBUFS) {
-		// The kernel dropped messages because the buffer was full. The
-		// socket itself is fine: keep reading, or we would go deaf.
-		n := l.overruns.Add(1)
-		now := time.Now().UnixNano()
-		if last := l.lastWarn.Load(); now-last > int64(10*time.Second) && l.lastWarn.CompareAndSwap(last, now) {
-			l.log.Warn("nflog receive buffer overrun: the kernel dropped logged packets; raise the buffer or lower the firewall rate limit",
-				"overruns", n, "bufsize", l.cfg.Bufsize)
-		}
-		return 0
-	}
-	select {
-	case s.dead <- err:
-	default:
-	}
-	return 1
 }
 
 // Run hands every logged packet to handle, one at a time on one goroutine,
@@ -391,16 +369,4 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	return s.close()
-}
-
-// nflogLogger routes go-nflog's own messages to debug level: every error that
-// matters reaches onError, and go-nflog reports normal shutdown as an error.
-type nflogLogger struct{ log *slog.Logger }
-
-func (n nflogLogger) Debugf(format string, args ...any) {
-	n.log.Debug("go-nflog: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
-}
-
-func (n nflogLogger) Errorf(format string, args ...any) {
-	n.log.Debug("go-nflog: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
 }

@@ -439,7 +439,7 @@ func TestRestartsAfterSocketFailure(t *testing.T) {
 	l.sendAndExpect(t, ch, ip)
 
 	ln.mu.Lock()
-	ln.sess.nf.Con.Close() // what a dead socket looks like from go-nflog's loop
+	ln.sess.sock.f.Close() // a socket that dies under the reader, not closed by the listener
 	ln.mu.Unlock()
 	deadline := time.Now().Add(5 * time.Second)
 	for ln.Stats().Restarts == 0 && time.Now().Before(deadline) {

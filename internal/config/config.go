@@ -71,6 +71,8 @@ type Config struct {
 	Kubeconfig      string
 	NodeAddressType string
 	NodeSelector    string
+
+	PprofAddress string // host:port of the optional pprof listener; empty: off
 }
 
 // EnvName is the environment variable that sets flag name: PMTUD_ + upper snake case.
@@ -114,6 +116,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.PprofAddress, "pprof-address", "", "host:port to serve Go's pprof profiles on (/debug/pprof/); empty: off")
 
 	p := &c.Policy
 	fs.DurationVar(&p.DedupWindow, "dedup-window", p.DedupWindow, "drop a PTB identical (router, flow, MTU) to one relayed within this window")

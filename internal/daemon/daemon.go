@@ -179,6 +179,7 @@ func (d *daemon) buildHTTP() error {
 		return err
 	}
 	d.onClose(h.close)
+	d.onClose(startPprof(d.cfg.PprofAddress, d.log))
 	d.components = append(d.components, h.Run)
 	return nil
 }

@@ -69,9 +69,15 @@ type table[K comparable] struct {
 	genStart int64
 }
 
+// maxPrealloc caps the keys a map is sized for up front: the defaults need
+// 2000, while raised limits would otherwise reserve MaxTracked/2 per map
+// (about 20 MB for the three tables) whether or not that traffic ever comes.
+// Beyond it a map grows to need, once, and keeps its memory.
+const maxPrealloc = 4096
+
 func newTable[K comparable](maxKeys, hint int, horizon int64) table[K] {
 	half := max(maxKeys/2, 1)
-	hint = min(max(hint, 0), half)
+	hint = min(max(hint, 0), half, maxPrealloc)
 	return table[K]{
 		cur:     make(map[K]int64, hint),
 		old:     make(map[K]int64, hint),
