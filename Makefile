@@ -6,8 +6,12 @@ GO        ?= go
 BIN       := bin/go-pmtud
 PKGS      := ./...
 FUZZTIME  ?= 3m
+# One version string: the chart's appVersion (also the image tag the chart uses).
+VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-pmtud/Chart.yaml)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench fuzz setup clean
+.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench fuzz setup clean
 
 all: build
 
@@ -15,7 +19,13 @@ setup:
 	@bash hack/setup.sh
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/go-pmtud
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/go-pmtud
+
+# Static release binaries for both architectures (bin/go-pmtud-linux-<arch>).
+release:
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/go-pmtud-linux-$$arch ./cmd/go-pmtud || exit 1; \
+	done
 
 lab: setup build
 	./$(BIN) lab $(LAB_FLAGS)

@@ -17,7 +17,7 @@ func TestSeedDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != 30041 || c.Iface != "" {
+	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != DefaultHealthPort || c.Iface != "" {
 		t.Fatalf("defaults: group=%d metrics=%d health=%d iface=%q", c.NFLOGGroup, c.MetricsPort, c.HealthPort, c.Iface)
 	}
 	if c.Transport != TransportL2 || c.Firewall != "nftables" || c.Kubernetes != "auto" {
@@ -51,7 +51,7 @@ func TestTunnelOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TunnelPort != 30042 || c.TunnelDevice != "pmtud0" {
+	if c.TunnelPort != DefaultTunnelPort || c.TunnelDevice != "pmtud0" {
 		t.Fatalf("defaults: tunnel port %d, device %q", c.TunnelPort, c.TunnelDevice)
 	}
 	c, err = parse(t, map[string]string{"PMTUD_TUNNEL_PORT": "31000", "PMTUD_TRANSPORT": "tunnel"}, "--tunnel-device", "gopmtud1")
@@ -98,7 +98,7 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--tunnel-device", ""}, want: "not a valid interface name"},
 		{args: []string{"--firewall", "iptables"}, want: "want nftables or none"},
 		{args: []string{"--metrics-port", "0"}, want: "--metrics-port 0 is out of range"},
-		{args: []string{"--metrics-port", "30041"}, want: "must differ"},
+		{args: []string{"--metrics-port", "4441"}, want: "must differ"},
 		{args: []string{"--iface", "a/b"}, want: "not a valid interface name"},
 		{args: []string{"--ports", "0"}, want: "not a port"},
 		{args: []string{"--log-format", "xml"}, want: "want json or text"},

@@ -43,7 +43,7 @@ const (
 // Ports the daemon serves on by default (per namespace, so never shared).
 const (
 	MetricsPort = 30040
-	HealthPort  = 30041
+	HealthPort  = 4441 // config.DefaultHealthPort
 )
 
 // BuildDaemon builds go-pmtud into a fresh temporary directory, readable

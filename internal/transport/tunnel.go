@@ -16,7 +16,7 @@ import "errors"
 // the PTB parser runs. Everything here is pure and allocation-free.
 
 // DefaultTunnelPort is the UDP port peers listen on (--tunnel-port).
-const DefaultTunnelPort = 30042
+const DefaultTunnelPort = 4442
 
 // TunnelHeaderLen is the length of the tunnel header.
 const TunnelHeaderLen = 8

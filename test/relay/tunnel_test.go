@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,7 +137,7 @@ func TestTunnelRefusesNonPeers(t *testing.T) {
 		}
 		before := ds[0].Metrics(t)
 		err := netnsutil.DoNamed(s.Routers[0], func() error {
-			c, err := net.Dial("udp", net.JoinHostPort(node, "30042"))
+			c, err := net.Dial("udp", net.JoinHostPort(node, strconv.Itoa(transport.DefaultTunnelPort)))
 			if err != nil {
 				return err
 			}
