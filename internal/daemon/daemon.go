@@ -30,6 +30,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/relay"
+	"github.com/go-pmtud/go-pmtud/internal/status"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
@@ -66,6 +67,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	registry := peers.NewRegistry(self.addrs...)
+	st := newStatusSource(cfg, m, checks, registry)
 
 	openSender := func() (transport.Sender, error) { return newSender(cfg, uplink.Name, log) }
 	first, err := openSender()
@@ -84,10 +86,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		limits = ptb.StrictLimits()
 	}
 	path := relay.New(relay.Config{
-		Limits: limits, Engine: engine, Sender: sender, Metrics: m, DryRun: cfg.DryRun,
+		Limits: limits, Engine: engine, Sender: recordingSender{Sender: sender, ring: &st.ring}, Metrics: m, DryRun: cfg.DryRun,
 		Logger: log.With("component", "relay"),
-		SendError: func(peer netip.Addr, _ error) {
-			m.SendErrors.WithLabelValues(peerName(registry.Snapshot(), peer)).Inc()
+		SendError: func(peer netip.Addr, err error) {
+			name := peerName(registry.Snapshot(), peer)
+			m.SendErrors.WithLabelValues(name).Inc()
+			st.peerErrs.record(name, err)
 		},
 	})
 	tunnel, err := openTunnelReceiver(cfg, registry, limits, m, checks, log)
@@ -99,7 +103,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		path.SetTunnelIfIndex(uint32(tunnel.IfIndex()))
 	}
 
-	servers, err := serve(cfg, m, checks, log)
+	servers, err := serve(cfg, m, checks, st, log)
 	if err != nil {
 		return err
 	}
@@ -172,6 +176,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var fwErr error
 	var fwMu sync.Mutex
 	checks.Ready("firewall", func() error { fwMu.Lock(); defer fwMu.Unlock(); return fwErr })
+	capUp := func() bool { capMu.Lock(); defer capMu.Unlock(); return current.Up() }
+	st.set(func() (bool, capture.Stats) { return capUp(), captureStats() },
+		func() (bool, error) { fwMu.Lock(); defer fwMu.Unlock(); return fwErr == nil, fwErr }, sender.Unresolved)
 	// No peers is reported, not failed: a one-node cluster has nobody to
 	// relay to, and a never-ready pod would hang every DaemonSet rollout
 	// (the gopmtud_peers_total == 0 alert is the signal for that case).
@@ -409,9 +416,13 @@ func peerName(s *peers.Set, addr netip.Addr) string {
 	return addr.String()
 }
 
-func serve(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) ([]*http.Server, error) {
+func serve(cfg config.Config, m *metrics.Metrics, checks *health.Checker, st http.Handler, log *slog.Logger) ([]*http.Server, error) {
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	// Health on the metrics listener too: one port to open and probe.
+	metricsMux.Handle("/healthz", checks.Handler())
+	metricsMux.Handle("/readyz", checks.Handler())
+	metricsMux.Handle(status.Path, st)
 	var servers []*http.Server
 	for _, s := range []struct {
 		addr string
