@@ -44,6 +44,10 @@ const (
 // Run runs the daemon until ctx is cancelled. A returned error means the
 // process should exit non-zero.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	uplink, err := resolveUplink(cfg.Iface)
+	if err != nil {
+		return err
+	}
 	// Before anything that changes the node: a second instance must not
 	// touch the first one's table.
 	lock, err := lockInstance()
@@ -51,11 +55,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer lock.Close()
-
-	uplink, err := resolveUplink(cfg.Iface)
-	if err != nil {
-		return err
-	}
 	log.Info("starting", "iface", uplink.Name, "transport", cfg.Transport, "nflog_group", cfg.NFLOGGroup,
 		"firewall", cfg.Firewall, "dry_run", cfg.DryRun, "nodename", cfg.NodeName)
 
