@@ -48,8 +48,7 @@ test-e2e:
 	$(GO) test -count=1 -timeout 15m -p 1 -v ./test/e2e/...
 
 test-kube:
-	@if [ -x hack/kube-bins/build.sh ]; then bash hack/kube-bins/build.sh && $(GO) test -count=1 -timeout 10m ./test/kube/...; \
-	else echo "test-kube: no Kubernetes tests yet"; fi
+	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GO) test -count=1 -timeout 10m ./test/kube/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
