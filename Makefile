@@ -11,7 +11,7 @@ VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-kube lint fmt bench fuzz setup clean
+.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-monitoring test-kube lint fmt bench fuzz setup clean
 
 all: build
 
@@ -34,6 +34,7 @@ lab: setup build
 test: setup lint
 	$(GO) test -count=1 -timeout 20m ./internal/... ./cmd/...
 	$(GO) test -count=1 -timeout 5m -p 1 ./test/relay/... ./test/safety/... ./test/image/...
+	$(MAKE) test-monitoring
 	$(GO) test -count=1 -timeout 15m -p 1 ./test/e2e/...
 	$(MAKE) test-kube
 
@@ -46,6 +47,10 @@ test-safety:
 
 test-e2e:
 	$(GO) test -count=1 -timeout 15m -p 1 -v ./test/e2e/...
+
+# Alert rules: promtool's rule unit tests (promtool built once per machine into a cache).
+test-monitoring:
+	$(GO) test -count=1 -timeout 20m ./test/monitoring/...
 
 test-kube:
 	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GO) test -count=1 -timeout 10m ./test/kube/...
