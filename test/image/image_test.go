@@ -106,7 +106,7 @@ func checkStatic(t *testing.T, path string, machine elf.Machine) {
 
 func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
 	stage, build, entrypoint := stageBuild(t)
-	if entrypoint != `ENTRYPOINT ["/go-pmtud"]` {
+	if entrypoint != `ENTRYPOINT ["/usr/local/bin/go-pmtud"]` {
 		t.Errorf("entrypoint %q: want the binary itself, exec form (no shell in the image)", entrypoint)
 	}
 	native := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[runtime.GOARCH]
