@@ -23,7 +23,11 @@ func Render(w io.Writer, r Report, verbose bool) {
 	line("Transport", "%s", r.Transport)
 	line("Ready", "%s", okText(r.Ready, "yes", "NO"))
 	for _, c := range r.Checks {
-		fmt.Fprintf(w, "  [%s] %s: %s\n", okText(c.OK, "+", "-"), c.Name, c.Detail)
+		detail := ""
+		if c.Detail != "" {
+			detail = ": " + c.Detail
+		}
+		fmt.Fprintf(w, "  [%s] %s%s\n", okText(c.OK, "+", "-"), c.Name, detail)
 	}
 	c := r.Capture
 	line("Capture", "%s  nflog group %d: %d received, %d lost in %d overruns, %d restarts",
