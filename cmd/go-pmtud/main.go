@@ -2,7 +2,9 @@
 // ICMP "fragmentation needed" / "packet too big" messages that land on one node
 // to every other node, so that the node owning the flow learns the smaller MTU.
 //
-//	go-pmtud [flags]        run the daemon (see -help; every flag also as PMTUD_<NAME>)
+//	go-pmtud [flags]        run the daemon (see --help; every flag also as PMTUD_<NAME>)
+//	go-pmtud status         ask the daemon on this node for its state
+//	go-pmtud version        print version, revision and Go version (also --version)
 //	go-pmtud lab [flags]    build a local ECMP lab in network namespaces and show it working
 package main
 
@@ -24,6 +26,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "lab" {
 		os.Exit(runLab(os.Args[2:]))
+	}
+	if code, ok := subcommand(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }

@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd and helm from Go modules into <repo>/.cache/kube-bins/
-# (ignored by git), only when missing or built from other versions. The test/kube
-# tests use them; prebuilt release binaries cannot be downloaded where CI runs.
+# Builds kube-apiserver, etcd and helm from Go modules, once per machine, into a
+# cache outside the clone keyed by what they are built from:
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/go-pmtud/kube-bins/<key>/
+# (KUBE_BINS_DIR overrides the folder). Every clone and CI run on the machine
+# shares it; a warm run checks the binaries against their SHA256SUMS and builds
+# nothing. The test/kube tests use them; prebuilt release binaries cannot be
+# downloaded where CI runs.
+#
+#   build.sh         build if needed; the last line of output is the folder
+#   build.sh --dir   only print the folder (what the tests call to find it)
 #
 # Cold: ~6-8 min on 2 cores (about 600 MB of module cache, 3 GB of build cache).
-# Warm (binaries present): well under a second.
+# Warm: well under a second.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-out="${KUBE_BINS_DIR:-$root/.cache/kube-bins}"
 
 kube_version=v1.37.2
 etcd_version=v3.7.0
 helm_version=v4.3.1
 
-mkdir -p "$out"
 cd "$here"
-
 # The stamp records what the cached binaries were built from, so bumping a
-# version in this script or go.mod rebuilds them.
+# version in this script or go.mod builds them into a new folder.
 stamp="kube=$kube_version etcd=$etcd_version helm=$helm_version go=$(go env GOVERSION) mod=$(sha256sum go.mod go.sum | sha256sum | cut -c1-16)"
-if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" && -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/helm" ]]; then
-	echo "kube-bins: up to date in $out"
+key="$kube_version-$(printf '%s' "$stamp" | sha256sum | cut -c1-12)"
+out="${KUBE_BINS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/go-pmtud/kube-bins/$key}"
+if [[ "${1:-}" == "--dir" ]]; then
+	echo "$out"
 	exit 0
 fi
-rm -f "$out/.stamp"
+
+bins=(etcd helm kube-apiserver)
+if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" && -f "$out/SHA256SUMS" ]] &&
+	(cd "$out" && sha256sum --quiet -c SHA256SUMS); then
+	echo "kube-bins: up to date (checksums verified)"
+	echo "$out"
+	exit 0
+fi
+mkdir -p "$out"
+# One build per folder at a time; a second caller waits, then finds it built.
+exec 9>"$out/.lock"
+flock 9
+if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" && -f "$out/SHA256SUMS" ]] &&
+	(cd "$out" && sha256sum --quiet -c SHA256SUMS); then
+	echo "kube-bins: built meanwhile by another run"
+	echo "$out"
+	exit 0
+fi
+rm -f "$out/.stamp" "$out/SHA256SUMS"
 
 export CGO_ENABLED=0
 # Nice: the machine is shared, and the build saturates every core for minutes.
@@ -43,5 +66,7 @@ echo "kube-bins: building kube-apiserver $kube_version"
 # Without the version stamp the server reports v0.0.0-master, which clients cannot parse.
 build -ldflags "-s -w -X $vpkg.gitVersion=$kube_version -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor" \
 	-o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+(cd "$out" && sha256sum "${bins[@]}" >SHA256SUMS)
 echo "$stamp" >"$out/.stamp"
-echo "kube-bins: built in $((SECONDS - start)) s into $out"
+echo "kube-bins: built in $((SECONDS - start)) s"
+echo "$out"

@@ -5,6 +5,7 @@
 # The scale test needs root (network namespace); as non-root it skips.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/hack/kube-bins/build.sh"
+KUBE_BINS_DIR="$("$root/hack/kube-bins/build.sh" | tail -n 1)"
+export KUBE_BINS_DIR
 cd "$root"
 exec go test -count=1 -timeout 10m "$@" ./test/kube/...

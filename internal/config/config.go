@@ -93,17 +93,17 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.Func("iface", "comma-separated uplink interfaces where PTBs arrive and l2/broadcast relays leave (empty: every interface of the IPv4 and IPv6 default routes, every multipath nexthop, followed as routes change)", nameList(&c.Ifaces))
 	fs.StringVar(&c.NodeName, "nodename", "", "this node's name (Kubernetes: from the downward API); its own Node object is not a peer")
 	group := fs.Uint("nflog-group", 33, "NFLOG group the firewall rule logs to (0-65535)")
-	fs.StringVar(&c.MetricsAddress, "metrics-address", "", "address to serve Prometheus metrics on (empty: all)")
+	fs.StringVar(&c.MetricsAddress, "metrics-address", "", "address to serve /metrics (and /healthz, /readyz, /status) on (empty: every address of the node; the chart passes the node's own address)")
 	fs.IntVar(&c.MetricsPort, "metrics-port", 30040, "port to serve Prometheus metrics on (/metrics)")
-	fs.StringVar(&c.HealthAddress, "health-address", "", "address to serve /healthz and /readyz on (empty: all)")
-	fs.IntVar(&c.HealthPort, "health-port", 30041, "port to serve /healthz and /readyz on")
+	fs.StringVar(&c.HealthAddress, "health-address", "", "address to serve /healthz and /readyz on (empty: every address of the node; the chart passes the node's own address)")
+	fs.IntVar(&c.HealthPort, "health-port", DefaultHealthPort, "port to serve /healthz and /readyz on (also served on the metrics port)")
 	fs.IntVar(&c.TTL, "ttl", 64, "TTL / hop limit of relayed packets (routed transport; 1 keeps relays on the local segment)")
 	fs.Func("ignore-networks", "comma-separated CIDRs: PTBs from routers in these are never relayed", prefixList(&c.IgnoreNetworks))
 	fs.Func("relay-for", "comma-separated CIDRs: relay only PTBs about packets we sent from these (VIPs, pod and node ranges); empty: any", prefixList(&c.RelayFor))
 	fs.Func("ports", "comma-separated ports: relay only PTBs about packets sent from these source ports; empty: any", portList(&c.Ports))
 
 	fs.StringVar(&c.Transport, "transport", TransportL2, "how to relay: l2 (unicast frames to peer MACs, shared L2; reaches pods behind DNAT; needs nothing from the host), broadcast (one L2 broadcast frame), routed (re-addressed to each peer's IP, any fabric), tunnel (the original packet in UDP to each peer's IP, injected there through a TUN device; any fabric, reaches pods behind DNAT)")
-	fs.IntVar(&c.TunnelPort, "tunnel-port", 30042, "UDP port of the tunnel transport: peers send to it and go-pmtud receives on it (every node must use the same)")
+	fs.IntVar(&c.TunnelPort, "tunnel-port", DefaultTunnelPort, "UDP port of the tunnel transport: peers send to it and go-pmtud receives on it (every node must use the same)")
 	fs.StringVar(&c.TunnelDevice, "tunnel-device", "pmtud0", "TUN device the tunnel transport injects received copies through (created at start, removed on exit)")
 	fs.StringVar(&c.TunnelKeyFile, "tunnel-key-file", "", "file of tunnel keys, one hex key (16 to 64 bytes) per line: the first signs, all verify; re-read when it changes. Required by --transport tunnel")
 	fs.BoolVar(&c.TunnelInsecure, "tunnel-insecure", false, "run the tunnel without --tunnel-key-file: unsigned datagrams, accepted from any peer address. For labs only: anyone who can forge a peer's address can make this node inject ICMP")
@@ -127,7 +127,8 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.Float64Var(&p.GlobalRate, "global-rate", p.GlobalRate, "relays per second in all (each becomes one frame per peer)")
 	fs.IntVar(&p.GlobalBurst, "global-burst", p.GlobalBurst, "burst for --global-rate")
 
-	fs.StringVar(&c.Kubernetes, "kubernetes", "auto", "discover peers from Kubernetes Node objects: true, false or auto (when running in a cluster)")
+	c.Kubernetes = "auto"
+	fs.Var(&kubeMode{&c.Kubernetes}, "kubernetes", "discover peers from Kubernetes Node objects: true (also the bare --kubernetes), false or auto (when running in a cluster)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
 	fs.StringVar(&c.NodeAddressType, "node-address-type", "InternalIP", "which Node address is a peer's address (InternalIP, ExternalIP, ...)")
 	fs.StringVar(&c.NodeSelector, "node-selector", "", "label selector limiting which Nodes are peers")
@@ -144,11 +145,9 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	if envErr != nil {
 		return c, envErr
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(joinModeArgs(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(usage, "Usage: go-pmtud [flags]   (every flag also as PMTUD_<NAME>, e.g. PMTUD_NFLOG_GROUP)\n       go-pmtud lab [flags]\n\n")
-			fs.SetOutput(usage)
-			fs.PrintDefaults()
+			writeUsage(usage, fs)
 		}
 		return c, err
 	}

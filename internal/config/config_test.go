@@ -43,7 +43,7 @@ func TestSeedDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != 30041 || c.Ifaces != nil {
+	if c.NFLOGGroup != 33 || c.MetricsPort != 30040 || c.HealthPort != DefaultHealthPort || c.Ifaces != nil {
 		t.Fatalf("defaults: group=%d metrics=%d health=%d iface=%q", c.NFLOGGroup, c.MetricsPort, c.HealthPort, c.Ifaces)
 	}
 	if c.Transport != TransportL2 || c.Firewall != "nftables" || c.Kubernetes != "auto" {
@@ -77,7 +77,7 @@ func TestTunnelOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TunnelPort != 30042 || c.TunnelDevice != "pmtud0" {
+	if c.TunnelPort != DefaultTunnelPort || c.TunnelDevice != "pmtud0" {
 		t.Fatalf("defaults: tunnel port %d, device %q", c.TunnelPort, c.TunnelDevice)
 	}
 	c, err = parse(t, map[string]string{"PMTUD_TUNNEL_PORT": "31000", "PMTUD_TRANSPORT": "tunnel"}, "--tunnel-device", "gopmtud1", "--tunnel-key-file", "keys")
@@ -125,7 +125,7 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--transport", "tunnel"}, want: "--transport tunnel needs --tunnel-key-file"},
 		{args: []string{"--firewall", "iptables"}, want: "want nftables or none"},
 		{args: []string{"--metrics-port", "0"}, want: "--metrics-port 0 is out of range"},
-		{args: []string{"--metrics-port", "30041"}, want: "must differ"},
+		{args: []string{"--metrics-port", "4441"}, want: "must differ"},
 		{args: []string{"--iface", "a/b"}, want: "not a valid interface name"},
 		{args: []string{"--ports", "0"}, want: "not a port"},
 		{args: []string{"--log-format", "xml"}, want: "want json or text"},

@@ -36,14 +36,6 @@ import (
 // Run runs the daemon until ctx is cancelled. A returned error means the
 // process should exit non-zero.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	// Before anything that changes the node: a second instance must not
-	// touch the first one's table.
-	lock, err := lockInstance()
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-
 	d := &daemon{cfg: cfg, log: log, m: metrics.New(cfg.Transport), checks: health.New()}
 	defer d.close()
 	if err := d.build(); err != nil {
@@ -54,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		g.Go(run)
 	}
 	log.Info("relaying", "peers", d.registry.Snapshot().Len(), "uplinks", d.follower.Current().String())
-	err = g.Wait()
+	err := g.Wait()
 	log.Info("stopping")
 	return err
 }
@@ -70,6 +62,9 @@ type daemon struct {
 	keys       *tunnelwire.KeyFile // tunnel: signs and verifies; nil otherwise or insecure
 	tunnel     *inject.Receiver    // tunnel: the receiving end; nil otherwise
 	registry   *peers.Registry
+	status     *statusSource
+	capture    packetSource    // for /status
+	fw         *firewallKeeper // nil with --firewall none
 	sender     *reopenable
 	path       *relay.Relay
 	follower   *uplinkFollower
@@ -109,6 +104,14 @@ func (d *daemon) buildUplinksAndTransport() error {
 	if err != nil {
 		return err
 	}
+	// Before anything that changes the node (and after the checks that
+	// need nothing of it): a second instance must not touch the first
+	// one's table.
+	lock, err := lockInstance()
+	if err != nil {
+		return err
+	}
+	d.onClose(func() { lock.Close() })
 	d.log.Info("starting", "uplinks", first.String(), "transport", kind.Name, "nflog_group", d.cfg.NFLOGGroup,
 		"firewall", d.cfg.Firewall, "dry_run", d.cfg.DryRun, "nodename", d.cfg.NodeName)
 	self, err := localIdentity(first)
@@ -116,6 +119,7 @@ func (d *daemon) buildUplinksAndTransport() error {
 		return err
 	}
 	d.registry = peers.NewRegistry(self.addrs...)
+	d.status = newStatusSource(d.cfg, d.m, d.checks, d.registry)
 	if d.keys, err = openTunnelKeys(d.cfg, d.m, d.checks, d.log); err != nil {
 		return err
 	}
@@ -145,10 +149,11 @@ func (d *daemon) buildPath() error {
 		return err
 	}
 	d.path = relay.New(relay.Config{
-		Limits: d.limits(), Engine: engine, Sender: d.sender, Metrics: d.m, DryRun: d.cfg.DryRun,
-		Logger: d.log.With("component", "relay"),
-		SendError: func(p peers.Peer, _ error) {
+		Limits: d.limits(), Engine: engine, Sender: recordingSender{Sender: d.sender, ring: &d.status.ring},
+		Metrics: d.m, DryRun: d.cfg.DryRun, Logger: d.log.With("component", "relay"),
+		SendError: func(p peers.Peer, err error) {
 			d.m.SendErrors.WithLabelValues(p.Name).Inc()
+			d.status.peerErrs.record(p.Name, err)
 		},
 	})
 	return nil
@@ -174,7 +179,7 @@ func (d *daemon) buildTunnel() error {
 }
 
 func (d *daemon) buildHTTP() error {
-	h, err := newHTTPServers(d.cfg, d.m, d.checks, d.log)
+	h, err := newHTTPServers(d.cfg, d.m, d.checks, d.status, d.log)
 	if err != nil {
 		return err
 	}
@@ -193,6 +198,7 @@ func (d *daemon) buildCapture() error {
 		return err
 	}
 	d.onClose(func() { l.Close() })
+	d.capture = l
 	c := &captureRunner{src: l, group: d.cfg.NFLOGGroup, m: d.m, handle: func(p *capture.Packet) { d.path.Handle(p) }}
 	c.register(d.checks)
 	d.components = append(d.components, c.Run)
@@ -214,6 +220,7 @@ func (d *daemon) buildFirewall() error {
 	}
 	d.log.Info("firewall table installed", "table", "inet go-pmtud", "iface", names)
 	d.onClose(fw.Close)
+	d.fw = fw
 	d.checks.Ready("firewall", fw.Err)
 	d.follower.subscribe(func(up uplinks) { fw.SetIfaces(up.names()) })
 	d.components = append(d.components, fw.Run)
@@ -269,6 +276,13 @@ func (d *daemon) buildView() error {
 		d.view.Kick()
 	})
 	d.components = append(d.components, d.view.Run)
+	d.status.set(func() (bool, capture.Stats) { return d.capture.Up(), d.capture.Stats() }, func() (bool, error) {
+		if d.fw == nil {
+			return false, nil
+		}
+		err := d.fw.Err()
+		return err == nil, err
+	}, d.sender.PeerStates)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/status"
 )
 
 // httpServers serves /metrics and the health endpoints. The listeners are
@@ -26,9 +27,13 @@ type httpServers struct {
 	log       *slog.Logger
 }
 
-func newHTTPServers(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*httpServers, error) {
+func newHTTPServers(cfg config.Config, m *metrics.Metrics, checks *health.Checker, st http.Handler, log *slog.Logger) (*httpServers, error) {
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	// Health on the metrics listener too: one port to open and probe.
+	metricsMux.Handle("/healthz", checks.Handler())
+	metricsMux.Handle("/readyz", checks.Handler())
+	metricsMux.Handle(status.Path, st)
 	h := &httpServers{log: log}
 	for _, s := range []struct {
 		addr    string

@@ -1,5 +1,5 @@
 // Package health serves /healthz (liveness) and /readyz (readiness) with a
-// line of detail per check, so `curl :30041/readyz` tells an operator why.
+// line of detail per check, so `curl <node>:4441/readyz` tells an operator why.
 package health
 
 import (

@@ -47,3 +47,14 @@ func TestDetailIsShownWhileTheCheckPasses(t *testing.T) {
 		t.Fatalf("readyz = %d %q", code, body)
 	}
 }
+
+func TestReadyResultsMatchReadyz(t *testing.T) {
+	c := New()
+	c.ReadyDetail("capture", func() error { return nil }, func() string { return "group 33" })
+	c.Ready("firewall", func() error { return errors.New("table gone") })
+	ok, rs := c.ReadyResults()
+	if ok || len(rs) != 2 || rs[0].Name != "capture" || !rs[0].OK || rs[0].Detail != "group 33" ||
+		rs[1].OK || rs[1].Detail != "table gone" {
+		t.Fatalf("ok=%v %+v", ok, rs)
+	}
+}

@@ -44,6 +44,7 @@ func New(transport string) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{Registry: reg}
+	registerBuildInfo(reg)
 
 	m.Received = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "packets_received_total",

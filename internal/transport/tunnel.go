@@ -4,4 +4,4 @@ package transport
 // for byte, after an authenticated header.
 
 // DefaultTunnelPort is the UDP port peers listen on (--tunnel-port).
-const DefaultTunnelPort = 30042
+const DefaultTunnelPort = 4442

@@ -10,11 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
 
-func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
+// stageBuild copies what the Dockerfile's build stage copies into a temp
+// directory and returns it with the stage's go build command.
+func stageBuild(t *testing.T) (stage, build, entrypoint string) {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -25,10 +29,7 @@ func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
 	}
 	defer f.Close()
 
-	// Collect the build stage's COPY sources and its go build command.
-	stage := t.TempDir()
-	var build string
-	var finalEntrypoint string
+	stage = t.TempDir()
 	copyLine := regexp.MustCompile(`^COPY\s+(?:--from=\S+\s+)?(.+)\s+(\S+)$`)
 	sc := bufio.NewScanner(f)
 	inBuild := false
@@ -59,28 +60,40 @@ func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
 		case inBuild && strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build"):
 			build = strings.TrimPrefix(line, "RUN ")
 		case strings.HasPrefix(line, "ENTRYPOINT"):
-			finalEntrypoint = line
+			entrypoint = line
 		}
 	}
 	if build == "" {
 		t.Fatal("no go build step in the Dockerfile's build stage")
 	}
-	if finalEntrypoint != `ENTRYPOINT ["/go-pmtud"]` {
-		t.Errorf("entrypoint %q: want the binary itself, exec form (no shell in the image)", finalEntrypoint)
-	}
+	return stage, build, entrypoint
+}
 
-	// Run the build step as written, with /out inside the temp stage.
-	cmd := exec.Command("sh", "-c", strings.ReplaceAll(build, "/out/", filepath.Join(stage, "out")+"/"))
+// runBuild runs the build step as written, with /out inside the stage and
+// env as the Dockerfile's ARGs, and returns the binary's path.
+func runBuild(t *testing.T, stage, build string, env ...string) string {
+	t.Helper()
+	out := filepath.Join(stage, "out")
+	cmd := exec.Command("sh", "-c", strings.ReplaceAll(build, "/out/", out+"/"))
 	cmd.Dir = stage
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the Dockerfile's build step fails on the files it copies: %v\n%s", err, out)
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod"), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the Dockerfile's build step fails on the files it copies: %v\n%s", err, b)
 	}
-	bin, err := elf.Open(filepath.Join(stage, "out", "go-pmtud"))
+	return filepath.Join(out, "go-pmtud")
+}
+
+// checkStatic fails unless path is a static ELF for machine.
+func checkStatic(t *testing.T, path string, machine elf.Machine) {
+	t.Helper()
+	bin, err := elf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bin.Close()
+	if bin.Machine != machine {
+		t.Errorf("%s: machine %v, want %v", path, bin.Machine, machine)
+	}
 	for _, p := range bin.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Error("binary has a program interpreter: not static, would not run on distroless/static")
@@ -89,4 +102,13 @@ func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
 	if libs, _ := bin.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("binary needs shared libraries %v", libs)
 	}
+}
+
+func TestDockerfileBuildsAStaticBinaryFromWhatItCopies(t *testing.T) {
+	stage, build, entrypoint := stageBuild(t)
+	if entrypoint != `ENTRYPOINT ["/usr/local/bin/go-pmtud"]` {
+		t.Errorf("entrypoint %q: want the binary itself, exec form (no shell in the image)", entrypoint)
+	}
+	native := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[runtime.GOARCH]
+	checkStatic(t, runBuild(t, stage, build), native)
 }

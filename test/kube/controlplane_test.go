@@ -2,8 +2,8 @@
 // kube-apiserver and etcd on loopback: the Node watch, the deploy manifests,
 // the Helm chart, RBAC, and a 5,000-node scale run.
 //
-// The binaries come from hack/kube-bins/build.sh (cached in .cache/kube-bins
-// at the repository root, or $KUBE_BINS_DIR); without them every test skips.
+// The binaries come from hack/kube-bins/build.sh (cached once per machine under
+// ~/.cache/go-pmtud/kube-bins/<key>, or $KUBE_BINS_DIR); without them every test skips.
 package kube_test
 
 import (
@@ -42,7 +42,12 @@ func binDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("KUBE_BINS_DIR")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(t), ".cache", "kube-bins")
+		// The machine-wide cache folder for this version (hack/kube-bins/build.sh).
+		out, err := exec.Command("bash", filepath.Join(repoRoot(t), "hack", "kube-bins", "build.sh"), "--dir").Output()
+		if err != nil {
+			t.Skipf("hack/kube-bins/build.sh --dir: %v", err)
+		}
+		dir = strings.TrimSpace(string(out))
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "helm"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {

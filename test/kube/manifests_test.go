@@ -208,6 +208,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	cp := startControlPlane(t)
 	a := newApplier(t, cp)
 	installPrometheusRuleCRD(t, a)
+	installMonitorCRDs(t, a)
 
 	sets := map[string][]byte{}
 	for _, f := range []string{"rbac.yaml", "daemonset.yaml", "prometheusrule.yaml"} {
@@ -237,8 +238,8 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 		} else if strings.Contains(name, "rbac") {
 			want = []string{"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
 		} else if strings.Contains(name, "every option") {
-			// transport tunnel: the chart creates the key Secret.
-			want = []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "PrometheusRule", "Secret", "ServiceAccount"}
+			// transport tunnel: the chart creates the key Secret; monitoring on.
+			want = []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "PodMonitor", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor"}
 		}
 		if !slices.Equal(kinds, want) {
 			t.Errorf("%s: kinds %v, want %v", name, kinds, want)
@@ -258,12 +259,14 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 		check func(t *testing.T, c config.Config)
 	}{
 		{"deploy/daemonset.yaml", readFile(t, "deploy", "daemonset.yaml"), func(t *testing.T, c config.Config) {
-			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.Transport != "l2" || c.MetricsPort != 30040 || c.HealthPort != 30041 {
+			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.Transport != "l2" || c.MetricsPort != 4440 || c.HealthPort != 4441 ||
+				c.MetricsAddress != hostIP || c.HealthAddress != hostIP {
 				t.Errorf("config %+v", c)
 			}
 		}},
 		{"helm default values", helm(t, "template", "go-pmtud", "deploy/helm/go-pmtud", "-n", "kube-system"), func(t *testing.T, c config.Config) {
-			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.NodeAddressType != "InternalIP" || c.Firewall != "nftables" || c.NFLOGGroup != 33 {
+			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.NodeAddressType != "InternalIP" || c.Firewall != "nftables" || c.NFLOGGroup != 33 ||
+				c.MetricsPort != 4440 || c.HealthPort != 4441 || c.MetricsAddress != hostIP || c.HealthAddress != hostIP {
 				t.Errorf("config %+v", c)
 			}
 		}},
@@ -329,6 +332,8 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				switch {
 				case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
 					env[e.Name] = "node-a" // what the downward API gives
+				case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.hostIP":
+					env[e.Name] = hostIP
 				case strings.HasPrefix(e.Name, "PMTUD_"):
 					env[e.Name] = e.Value
 				}
@@ -393,9 +398,7 @@ func checkPodSpec(t *testing.T, ps corev1.PodSpec) {
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 		t.Error("a preStop hook: the binary cleans up itself, and the image has no shell")
 	}
-	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
-		t.Errorf("resources %+v", c.Resources)
-	}
+	checkResources(t, c)
 }
 
 func rulesOf(t *testing.T, o *unstructured.Unstructured) []rbacv1.PolicyRule {

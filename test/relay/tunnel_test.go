@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 	"github.com/go-pmtud/go-pmtud/internal/testnet"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 const (
@@ -137,7 +139,7 @@ func TestTunnelRefusesNonPeers(t *testing.T) {
 		}
 		before := ds[0].Metrics(t)
 		err := netnsutil.DoNamed(s.Routers[0], func() error {
-			c, err := net.Dial("udp", net.JoinHostPort(node, "30042"))
+			c, err := net.Dial("udp", net.JoinHostPort(node, strconv.Itoa(transport.DefaultTunnelPort)))
 			if err != nil {
 				return err
 			}

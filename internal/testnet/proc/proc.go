@@ -26,7 +26,7 @@ import (
 // Ports the daemon serves on by default (per namespace, so never shared).
 const (
 	MetricsPort = 30040
-	HealthPort  = 30041
+	HealthPort  = 4441 // config.DefaultHealthPort
 )
 
 // Do runs fn on a thread inside the daemon's namespace (netnsutil.Do or

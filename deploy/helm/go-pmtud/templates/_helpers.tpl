@@ -39,8 +39,11 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
 {{- define "go-pmtud.env" -}}
 {{- $v := .Values -}}
 {{- $r := $v.rateLimits -}}
+{{- /* An unquoted false is a bool: pass it, do not drop it (dropping means auto). */ -}}
+{{- $kube := $v.kubernetes.enabled -}}
+{{- if kindIs "bool" $kube }}{{ $kube = toString $kube }}{{ end -}}
 {{- $opts := dict
-  "kubernetes" $v.kubernetes.enabled
+  "kubernetes" $kube
   "node-address-type" $v.kubernetes.nodeAddressType
   "node-selector" $v.kubernetes.peerSelector
   "kubeconfig" $v.kubernetes.kubeconfig
@@ -91,12 +94,54 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
 {{- end }}
 {{- end -}}
 
+
+{{/*
+go-pmtud.tunnel is "true" when the daemon will run the tunnel transport,
+whether from .Values.transport, extraArgs or extraEnv, so that /dev/net/tun is
+mounted whichever way it was chosen.
+*/}}
+{{- define "go-pmtud.tunnel" -}}
+{{- $t := eq .Values.transport "tunnel" -}}
+{{- if regexMatch "(^| )--?transport(=| )tunnel( |$)" (join " " (.Values.extraArgs | default list)) }}{{ $t = true }}{{ end -}}
+{{- range .Values.extraEnv }}{{ if and (eq .name "PMTUD_TRANSPORT") (eq (toString .value) "tunnel") }}{{ $t = true }}{{ end }}{{ end -}}
+{{- toString $t -}}
+{{- end -}}
+
+{{/*
+go-pmtud.nodeEnv: listeners on the node's own address (the downward API's
+status.hostIP) unless an address is given, and GOMEMLIMIT from the
+container's memory limit unless extraEnv sets it.
+*/}}
+{{- define "go-pmtud.nodeEnv" -}}
+{{- if not .Values.metrics.address }}
+- name: PMTUD_METRICS_ADDRESS
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+{{- end }}
+{{- if not .Values.health.address }}
+- name: PMTUD_HEALTH_ADDRESS
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+{{- end }}
+{{- $memlimit := true }}
+{{- range .Values.extraEnv }}{{ if eq .name "GOMEMLIMIT" }}{{ $memlimit = false }}{{ end }}{{ end }}
+{{- if $memlimit }}
+- name: GOMEMLIMIT
+  valueFrom:
+    resourceFieldRef:
+      containerName: go-pmtud
+      resource: limits.memory
+{{- end }}
+{{- end -}}
+
 {{/*
 The tunnel's key Secret: the operator's, or the one the chart creates. Empty
 when the tunnel is not used or runs insecure.
 */}}
 {{- define "go-pmtud.tunnelSecret" -}}
-{{- if and (eq .Values.transport "tunnel") (not .Values.tunnel.insecure) -}}
+{{- if and (eq (include "go-pmtud.tunnel" .) "true") (not .Values.tunnel.insecure) -}}
 {{- .Values.tunnel.existingSecret | default (printf "%s-tunnel" (include "go-pmtud.fullname" .)) -}}
 {{- end -}}
 {{- end -}}
