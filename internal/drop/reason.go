@@ -42,6 +42,9 @@ const (
 	RateLimitedSource // per-router limit exceeded
 	RateLimitedGlobal // overall cap exceeded: bounds amplification
 	NoPeers           // nobody to relay to
+	// The message's fan-out (frames it would cost) does not fit the node's
+	// frame budget: dropped whole, never sent to some peers only.
+	RateLimitedFrames
 
 	numReasons
 )
@@ -72,6 +75,7 @@ var names = [numReasons]string{
 	RateLimitedSource: "rate_limited_source",
 	RateLimitedGlobal: "rate_limited_global",
 	NoPeers:           "no_peers",
+	RateLimitedFrames: "rate_limited_frames",
 }
 
 // String returns the reason's metric label value.
