@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,9 +85,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	path := relay.New(relay.Config{
 		Limits: limits, Engine: engine, Sender: sender, Metrics: m, DryRun: cfg.DryRun,
 		Logger: log.With("component", "relay"),
-		SendError: func(peer netip.Addr, _ error) {
-			m.SendErrors.WithLabelValues(peerName(registry.Snapshot(), peer)).Inc()
-		},
 	})
 	tunnel, err := openTunnelReceiver(cfg, registry, limits, m, checks, log)
 	if err != nil {
@@ -399,15 +395,6 @@ var errNoView = errors.New("peer view not built yet")
 
 // peerAware is implemented by transports that prepare per-peer state (l2: MACs).
 type peerAware interface{ SetPeers([]peers.Peer) }
-
-func peerName(s *peers.Set, addr netip.Addr) string {
-	for _, p := range s.All() {
-		if p.Addr == addr {
-			return p.Name
-		}
-	}
-	return addr.String()
-}
 
 func serve(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) ([]*http.Server, error) {
 	metricsMux := http.NewServeMux()

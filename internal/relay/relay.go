@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/policy"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
@@ -29,14 +32,22 @@ type Relay struct {
 	dryRun  bool
 	log     *slog.Logger
 
-	view atomic.Pointer[policy.View]
+	st    atomic.Pointer[state]
+	stMu  sync.Mutex // serialises SetView
+	table atomic.Pointer[fanout.Table]
 	// tunnelIf is the tunnel transport's TUN device (0: none): what arrives
 	// on it is a peer's copy we injected.
 	tunnelIf atomic.Uint32
 
 	// Reused on every packet so the hot path does not allocate.
-	msg   ptb.Message
-	onErr func(netip.Addr, error)
+	msg       ptb.Message
+	onErr     func(netip.Addr, error)
+	send      sendState    // the Send in progress, for onErr
+	targets   []peers.Peer // a targeted fan-out
+	targetIdx []int32
+	// oneFrame: the transport sends one frame per message whatever the
+	// peers (broadcast), so a message costs one frame of the budget.
+	oneFrame bool
 
 	logs logLimiter
 }
@@ -49,8 +60,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 	DryRun  bool
 	Logger  *slog.Logger
-	// SendError is called for every peer a relay could not reach (for the
-	// per-peer metric); may be nil.
+	// SendError, if set, is also called for every peer a relay could not
+	// reach; the relay counts those in Metrics.SendErrors itself.
 	SendError func(peer netip.Addr, err error)
 }
 
@@ -65,20 +76,33 @@ func New(cfg Config) *Relay {
 		log:     cfg.Logger,
 		logs:    logLimiter{perSecond: 5},
 	}
-	r.view.Store(policy.NewView(nil, nil, nil, nil))
+	r.oneFrame = cfg.Sender != nil && cfg.Sender.Name() == "broadcast"
+	r.SetView(policy.NewView(nil, nil, nil, nil))
 	r.onErr = func(peer netip.Addr, err error) {
+		r.countSendError(peer)
 		if cfg.SendError != nil {
 			cfg.SendError(peer, err)
 		}
-		if r.logs.allow(time.Now()) {
+		if r.logs.allow(r.send.now) {
 			r.log.Warn("relay to peer failed", "peer", peer, "err", err)
 		}
 	}
 	return r
 }
 
-// SetView swaps in who is who (self, peers, peer MACs).
-func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
+// SetView swaps in who is who (self, peers, peer MACs). A new peer set is
+// indexed here, off the packet path.
+func (r *Relay) SetView(v *policy.View) {
+	r.stMu.Lock()
+	defer r.stMu.Unlock()
+	b := (*book)(nil)
+	if cur := r.st.Load(); cur != nil && cur.book.set == v.Peers() {
+		b = cur.book
+	} else {
+		b = newBook(v.Peers())
+	}
+	r.st.Store(&state{view: v, book: b})
+}
 
 // SetTunnelIfIndex names the interface index of the tunnel receiver's TUN
 // device: a packet captured with it as input interface is a relayed copy,
@@ -86,7 +110,7 @@ func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
 func (r *Relay) SetTunnelIfIndex(i uint32) { r.tunnelIf.Store(i) }
 
 // View returns the current view.
-func (r *Relay) View() *policy.View { return r.view.Load() }
+func (r *Relay) View() *policy.View { return r.st.Load().view }
 
 // Handle takes one captured packet through the path. It returns the
 // decision (drop.None when relayed) for tests and callers that log.
@@ -97,11 +121,13 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 		now = time.Now()
 	}
 	reason := ptb.Parse(p.Payload, r.limits, &r.msg)
-	view := r.view.Load()
+	st := r.st.Load()
+	var to []peers.Peer
 	if reason == drop.None {
 		tun := r.tunnelIf.Load()
 		o := policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC, Tunnel: tun != 0 && p.IfIndex == tun}
-		reason = r.engine.Decide(now, &r.msg, o, view)
+		to = r.fanout(st.book, &r.msg)
+		reason = r.engine.DecideFrames(now, &r.msg, o, st.view, r.frames(to))
 	}
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()
@@ -111,8 +137,9 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 		return reason
 	}
 
-	to := view.Peers().Family(r.msg.Family)
+	r.metrics.Fanout.Observe(float64(len(to)))
 	if !r.dryRun {
+		r.send.to, r.send.now = to, now
 		r.metrics.FramesSent.Add(float64(r.sender.Send(&r.msg, to, r.onErr)))
 	}
 	if r.msg.Family == 4 {
