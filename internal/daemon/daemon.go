@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		registry.Update("static", static)
 	}
-	if err := startKubernetes(ctx, cfg, registry, m, checks, log); err != nil {
+	if err := startKubernetes(ctx, cfg, registry, m, checks, log, path.SetFanout); err != nil {
 		return err
 	}
 

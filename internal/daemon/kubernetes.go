@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/go-pmtud/go-pmtud/internal/config"
+	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
@@ -15,7 +16,7 @@ import (
 // startKubernetes starts the Node watch when enabled (--kubernetes=true, or
 // auto inside a cluster). It never fails because the API server is away:
 // the watch retries while the last known peers stay in use.
-func startKubernetes(ctx context.Context, cfg config.Config, registry *peers.Registry, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) error {
+func startKubernetes(ctx context.Context, cfg config.Config, registry *peers.Registry, m *metrics.Metrics, checks *health.Checker, log *slog.Logger, setFanout func(*fanout.Table)) error {
 	switch cfg.Kubernetes {
 	case "false":
 		return nil
@@ -49,5 +50,8 @@ func startKubernetes(ctx context.Context, cfg config.Config, registry *peers.Reg
 		}
 	}()
 	log.Info("watching Kubernetes nodes", "address_type", cfg.NodeAddressType, "selector", cfg.NodeSelector)
+	if cfg.TargetedFanout {
+		return startServiceWatch(ctx, cfg, m, checks, log, setFanout)
+	}
 	return nil
 }
