@@ -312,6 +312,9 @@ func (w *ServiceWatcher) failed(ctx context.Context, what string, err error) {
 	}
 }
 
+// Errors is the number of failed list and watch requests so far.
+func (w *ServiceWatcher) Errors() uint64 { return w.errors.Load() }
+
 // Synced reports whether the first table was published.
 func (w *ServiceWatcher) Synced() bool { return w.synced.Load() }
 
