@@ -263,7 +263,7 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// wireNamespace gives the daemon's namespace a dummy device "sink" that
+// wireNamespace gives the daemon's namespace a device "sink" that
 // the peers' addresses (10.64.0.0/16) route to: the routed transport's
 // packets leave through it and a packet socket on it sees each one. The
 // Services' LoadBalancer IPs are local (on lo), so a PTB sent to one
@@ -275,12 +275,23 @@ func wireNamespace(t *testing.T, ns netns.NsHandle) int {
 		t.Fatal(err)
 	}
 	defer nl.Close()
-	if err := nl.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "sink"}}); err != nil {
+	// A veth pair with both ends here, not a dummy (which not every kernel
+	// has), and without ARP, so each packet leaves at once, to our own MAC.
+	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "sink"}, PeerName: "sink-end"}); err != nil {
 		t.Fatalf("add sink: %v", err)
 	}
 	sink, err := nl.LinkByName("sink")
 	if err == nil {
+		err = nl.LinkSetARPOff(sink)
+	}
+	if err == nil {
 		err = nl.LinkSetUp(sink)
+	}
+	if err == nil {
+		var end netlink.Link
+		if end, err = nl.LinkByName("sink-end"); err == nil {
+			err = nl.LinkSetUp(end)
+		}
 	}
 	if err == nil {
 		err = nl.AddrAdd(sink, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 127, 0, 1), Mask: net.CIDRMask(32, 32)}})
