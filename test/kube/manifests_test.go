@@ -484,7 +484,7 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 			_, err := sa.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
 			return err
 		},
-		"list namespaces":      func() error { _, err := sa.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+		"list namespaces": func() error { _, err := sa.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
 		"get service": func() error {
 			_, err := sa.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 			return err
