@@ -268,7 +268,7 @@ func cmpErr(a, b error) error {
 // packets leave through it and a packet socket on it sees each one. The
 // Services' LoadBalancer IPs are local (on lo), so a PTB sent to one
 // arrives on lo, where the daemon's capture rule (--iface=lo) logs it.
-func wireNamespace(t *testing.T, ns netns.NsHandle) int {
+func wireNamespace(t testing.TB, ns netns.NsHandle) int {
 	t.Helper()
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
