@@ -61,6 +61,8 @@ fuzz:
 		echo "== policy $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/policy/ || exit 1; done
 	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/transport/ | grep ^Fuzz); do \
 		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/transport/ || exit 1; done
+	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/fanout/ | grep ^Fuzz); do \
+		echo "== fanout $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/fanout/ || exit 1; done
 
 clean:
 	rm -rf bin
