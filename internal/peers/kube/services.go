@@ -307,8 +307,11 @@ func (w *ServiceWatcher) failed(ctx context.Context, what string, err error) {
 	if err == nil || ctx.Err() != nil {
 		return
 	}
-	if w.errors.Add(1) == 1 || !w.synced.Load() {
-		w.log.Warn("kubernetes API request failed; relaying by the last known services, or to every peer", "request", what, "err", err)
+	// The reflector retries with backoff; log the 1st, 2nd, 4th, 8th ...
+	// failure so a missing RBAC rule shows without flooding the log.
+	if n := w.errors.Add(1); n&(n-1) == 0 {
+		w.log.Warn("kubernetes API request failed; relaying by the last known services, or to every peer",
+			"request", what, "errors", n, "err", err)
 	}
 }
 
