@@ -157,6 +157,19 @@ func TestTargetedFanout(t *testing.T) {
 	if got := r.Handle(ptbFor(vip, 443, 3)); got != drop.NoPeers {
 		t.Errorf("only this node owns the flow: %v, want no_peers", got)
 	}
+	// A targeted relay allocates nothing.
+	r.SetFanout(fanout.Build(
+		[]fanout.Service{{Namespace: "web", Name: "front", Local: true, Addrs: []netip.Addr{vip}, Ports: []fanout.Port{{Port: 443, Proto: fanout.TCP}}}},
+		[]fanout.Slice{{Namespace: "web", Service: "front", Nodes: []string{"node-7", "node-12"}}}))
+	p := ptbFor(vip, 443, 9)
+	if a := testing.AllocsPerRun(100, func() {
+		p.Received = p.Received.Add(time.Second)
+		if got := r.Handle(p); got != drop.None {
+			t.Fatalf("targeted relay: %v", got)
+		}
+	}); a != 0 {
+		t.Errorf("a targeted relay allocates %v", a)
+	}
 }
 
 // TestFrameBudgetIsWholeOrNothing: a fan-out that does not fit the frame
