@@ -112,14 +112,14 @@ func TestScaleServices(t *testing.T) {
 	got := relayAndCapture(t, ns, sink, lbIP, 443, 2*time.Second, len(wantDst))
 	t.Logf("PTB for Local Service %s/%s (%s:443): relayed to %v; its endpoint nodes %v", target.Namespace, target.Name, lbIP, got, endpointNodes(localEvery*7))
 	if !slices.Equal(got, wantDst) {
-		t.Errorf("relayed to %v, want exactly the endpoint nodes %v", got, wantDst)
+		t.Errorf("relayed to %v, want exactly the endpoint nodes %v; %s", got, wantDst, d.pathCounters())
 	}
 	// A Cluster Service: every peer.
 	cluster := svcs[1]
 	got = relayAndCapture(t, ns, sink, cluster.Status.LoadBalancer.Ingress[0].IP, 443, 5*time.Second, scaleNodes-1)
 	t.Logf("PTB for Cluster Service %s/%s: relayed to %d peers", cluster.Namespace, cluster.Name, len(got))
 	if len(got) != scaleNodes-1 {
-		t.Errorf("Cluster Service: relayed to %d peers, want %d", len(got), scaleNodes-1)
+		t.Errorf("Cluster Service: relayed to %d peers, want %d; %s", len(got), scaleNodes-1, d.pathCounters())
 	}
 
 	hwm, rss := d.hwm(t), d.rss(t)
@@ -168,7 +168,10 @@ func createServices(t *testing.T, c kubernetes.Interface) []*corev1.Service {
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
 				Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP},
 					{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}},
-				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster}}
+				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+				// 4,000 node ports would overflow the default range (2,768);
+				// a Local Service still gets its health check node port.
+				AllocateLoadBalancerNodePorts: ptr(false)}}
 		if i%localEvery == 0 {
 			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 		}
@@ -318,14 +321,15 @@ func relayAndCapture(t *testing.T, ns netns.NsHandle, sink int, vip string, port
 	t.Helper()
 	var fd int
 	if err := netnsutil.Do(ns, func() (err error) {
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_IP)))
+		// ETH_P_ALL: the kernel shows outgoing packets only to such taps.
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err
 		}
 		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20); err != nil {
 			return err
 		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: sink})
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: sink})
 	}); err != nil {
 		t.Fatalf("packet socket on the sink: %v", err)
 	}
@@ -351,12 +355,13 @@ func relayAndCapture(t *testing.T, ns netns.NsHandle, sink int, vip string, port
 	deadline := time.Now().Add(budget)
 	last := time.Now()
 	for time.Now().Before(deadline) && !(len(seen) >= want && time.Since(last) > 300*time.Millisecond) {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil || n < 20 {
 			continue
 		}
-		// A relayed copy: ICMP from us to a peer, quoting the PTB.
-		if buf[9] == unix.IPPROTO_ICMP {
+		// A relayed copy: an outgoing IPv4 ICMP packet from us to a peer.
+		ll, ok := from.(*unix.SockaddrLinklayer)
+		if ok && ll.Pkttype == unix.PACKET_OUTGOING && ll.Protocol == htons(unix.ETH_P_IP) && buf[9] == unix.IPPROTO_ICMP {
 			seen[netip.AddrFrom4([4]byte(buf[16:20])).String()] = true
 			last = time.Now()
 		}
@@ -370,6 +375,14 @@ func relayAndCapture(t *testing.T, ns netns.NsHandle, sink int, vip string, port
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// pathCounters summarises the daemon's packet path for a failure message.
+func (d *daemon) pathCounters() string {
+	return fmt.Sprintf("received %v, relayed %v, frames %v, no_peers %v, rate_limited_frames %v, foreign_inner %v",
+		d.metric("gopmtud_packets_received_total"), d.metric(`gopmtud_messages_relayed_total{family="ipv4"}`),
+		d.metric(`gopmtud_frames_sent_total{transport="routed"}`), d.metric(`gopmtud_packets_dropped_total{reason="no_peers"}`),
+		d.metric(`gopmtud_packets_dropped_total{reason="rate_limited_frames"}`), d.metric(`gopmtud_packets_dropped_total{reason="foreign_inner"}`))
+}
 
 // metric reads one unlabelled sample from the daemon's metrics; -1 when absent.
 func (d *daemon) metric(name string) float64 {
