@@ -65,12 +65,7 @@ func TestScaleServices(t *testing.T) {
 
 	ns := newNetns(t)
 	sink := wireNamespace(t, ns)
-	port := forwardInto(t, ns, strings.TrimPrefix(cp.URL, "https://"))
-	kubeconfig := strings.Replace(string(mustRead(t, cp.Kubeconfig(adminToken))), cp.URL, fmt.Sprintf("https://127.0.0.1:%d", port), 1)
-	kcFile := writeFile(t, t.TempDir(), "kubeconfig", []byte(kubeconfig))
-	d := startDaemon(t, ns, bin, "--kubernetes=true", "--kubeconfig="+kcFile, "--transport=routed",
-		"--nodename=node-0", "--iface=lo", "--log-format=text", "--capture-rate=0",
-		fmt.Sprintf("--nflog-group=%d", 40000+os.Getpid()%20000))
+	d := startRoutedDaemon(t, cp, ns, bin)
 
 	wantKeys := 0
 	for i := range scaleServices {
@@ -87,19 +82,55 @@ func TestScaleServices(t *testing.T) {
 	churn := churnEndpoints(t, c, svcs)
 	t.Logf("endpoint churn: %d EndpointSlice updates in %v (%.0f/s)", churnUpdates, churn.Round(time.Millisecond), churnUpdates/churn.Seconds())
 
-	// A change after the churn shows within the budget: a Local Service
-	// turns Cluster, and its keys leave the table.
+	change := flipPolicy(t, c, d, svcs[3*localEvery], wantKeys-4)
+
+	checkOnTheWire(t, d, ns, sink, svcs)
+
+	hwm, rss := d.hwm(t), d.rss(t)
+	t.Logf("daemon memory after all: VmHWM %.1f MiB, VmRSS %.1f MiB", mib(hwm), mib(rss))
+	t.Logf("daemon log: %s", d.grepLog("initial services"))
+	if hwm > maxHWMServices {
+		t.Errorf("VmHWM %.1f MiB, target <= %d MiB", mib(hwm), maxHWMServices>>20)
+	}
+	if servicesAt > 2*maxInitial {
+		t.Errorf("services converged after %v, target < %v", servicesAt, 2*maxInitial)
+	}
+	if change > maxChange {
+		t.Errorf("policy change took %v, target < %v", change, maxChange)
+	}
+}
+
+// flipPolicy turns Local Service svc to Cluster and returns how long its
+// keys took to leave the daemon's table (wantKeys left), API call included.
+func flipPolicy(t *testing.T, c kubernetes.Interface, d *daemon, svc *corev1.Service, wantKeys int) time.Duration {
+	t.Helper()
 	t0 := time.Now()
-	flip := svcs[3*localEvery]
-	flip.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
-	if _, err := c.CoreV1().Services(flip.Namespace).Update(context.Background(), flip, metav1.UpdateOptions{}); err != nil {
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if _, err := c.CoreV1().Services(svc.Namespace).Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	d.waitMetric(t, "gopmtud_fanout_targeted_keys", float64(wantKeys-4), 5*time.Second)
+	d.waitMetric(t, "gopmtud_fanout_targeted_keys", float64(wantKeys), 5*time.Second)
 	change := time.Since(t0)
 	t.Logf("policy change seen after %v (API call included)", change.Round(time.Millisecond))
+	return change
+}
 
-	// On the wire: a PTB about a Local Service reaches exactly its endpoints' nodes.
+// startRoutedDaemon starts the binary in ns against cp, as node-0, relaying
+// with the routed transport; the capture rule is on lo.
+func startRoutedDaemon(t *testing.T, cp *controlPlane, ns netns.NsHandle, bin string) *daemon {
+	t.Helper()
+	port := forwardInto(t, ns, strings.TrimPrefix(cp.URL, "https://"))
+	kubeconfig := strings.Replace(string(mustRead(t, cp.Kubeconfig(adminToken))), cp.URL, fmt.Sprintf("https://127.0.0.1:%d", port), 1)
+	kcFile := writeFile(t, t.TempDir(), "kubeconfig", []byte(kubeconfig))
+	return startDaemon(t, ns, bin, "--kubernetes=true", "--kubeconfig="+kcFile, "--transport=routed",
+		"--nodename=node-0", "--iface=lo", "--log-format=text", "--capture-rate=0",
+		fmt.Sprintf("--nflog-group=%d", 40000+os.Getpid()%20000))
+}
+
+// checkOnTheWire: a PTB about a Local Service reaches exactly its
+// endpoints' nodes, one about a Cluster Service every peer.
+func checkOnTheWire(t *testing.T, d *daemon, ns netns.NsHandle, sink int, svcs []*corev1.Service) {
+	t.Helper()
 	target := svcs[localEvery*7]
 	var wantDst []string
 	for _, n := range endpointNodes(localEvery * 7) {
@@ -120,19 +151,6 @@ func TestScaleServices(t *testing.T) {
 	t.Logf("PTB for Cluster Service %s/%s: relayed to %d peers", cluster.Namespace, cluster.Name, len(got))
 	if len(got) != scaleNodes-1 {
 		t.Errorf("Cluster Service: relayed to %d peers, want %d; %s", len(got), scaleNodes-1, d.pathCounters())
-	}
-
-	hwm, rss := d.hwm(t), d.rss(t)
-	t.Logf("daemon memory after all: VmHWM %.1f MiB, VmRSS %.1f MiB", mib(hwm), mib(rss))
-	t.Logf("daemon log: %s", d.grepLog("initial services"))
-	if hwm > maxHWMServices {
-		t.Errorf("VmHWM %.1f MiB, target <= %d MiB", mib(hwm), maxHWMServices>>20)
-	}
-	if servicesAt > 2*maxInitial {
-		t.Errorf("services converged after %v, target < %v", servicesAt, 2*maxInitial)
-	}
-	if change > maxChange {
-		t.Errorf("policy change took %v, target < %v", change, maxChange)
 	}
 }
 
