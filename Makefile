@@ -91,6 +91,8 @@ fuzz:
 		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/transport/ || exit 1; done
 	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/capture/ | grep ^Fuzz); do \
 		echo "== capture $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/capture/ || exit 1; done
+	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/fanout/ | grep ^Fuzz); do \
+		echo "== fanout $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/fanout/ || exit 1; done
 
 clean:
 	rm -rf bin

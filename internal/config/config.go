@@ -73,6 +73,9 @@ type Config struct {
 	NodeSelector    string
 
 	PprofAddress string // host:port of the optional pprof listener; empty: off
+	// TargetedFanout: with Kubernetes, relay a Local Service's PTBs only to
+	// the nodes with its endpoints (Services and EndpointSlices watched).
+	TargetedFanout bool
 }
 
 // EnvName is the environment variable that sets flag name: PMTUD_ + upper snake case.
@@ -126,12 +129,15 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.IntVar(&p.SourceBurst, "source-burst", p.SourceBurst, "burst for --source-rate")
 	fs.Float64Var(&p.GlobalRate, "global-rate", p.GlobalRate, "relays per second in all (each becomes one frame per peer)")
 	fs.IntVar(&p.GlobalBurst, "global-burst", p.GlobalBurst, "burst for --global-rate")
+	fs.Float64Var(&p.GlobalFrameRate, "global-frame-rate", p.GlobalFrameRate, "frames per second sent in all, one per peer a message goes to (a message whose fan-out does not fit is dropped whole)")
+	fs.IntVar(&p.GlobalFrameBurst, "global-frame-burst", p.GlobalFrameBurst, "burst for --global-frame-rate, frames: must hold one full fan-out (peers of a family)")
 
 	c.Kubernetes = "auto"
 	fs.Var(&kubeMode{&c.Kubernetes}, "kubernetes", "discover peers from Kubernetes Node objects: true (also the bare --kubernetes), false or auto (when running in a cluster)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
 	fs.StringVar(&c.NodeAddressType, "node-address-type", "InternalIP", "which Node address is a peer's address (InternalIP, ExternalIP, ...)")
 	fs.StringVar(&c.NodeSelector, "node-selector", "", "label selector limiting which Nodes are peers")
+	fs.BoolVar(&c.TargetedFanout, "targeted-fanout", true, "with Kubernetes: relay PTBs about a Service with externalTrafficPolicy Local only to the nodes with its endpoints (watches Services and EndpointSlices)")
 
 	// The environment first, so that flags given on the command line win.
 	var envErr error

@@ -18,7 +18,7 @@ var helpGroups = []struct {
 	{"Capture (which PTBs reach go-pmtud)", []string{"iface", "nflog-group", "firewall", "strict"}, []string{"capture-"}},
 	{"Relay (what is sent, to whom, how)", []string{"peers", "nodename", "transport", "ttl", "ignore-networks", "relay-for", "ports", "dry-run"}, nil},
 	{"Limits (duplicates and token buckets)", []string{"dedup-window"}, []string{"flow-", "source-", "global-"}},
-	{"Kubernetes (peers from Node objects)", []string{"kubernetes", "kubeconfig", "node-address-type", "node-selector"}, nil},
+	{"Kubernetes (peers from Node objects)", []string{"kubernetes", "kubeconfig", "node-address-type", "node-selector", "targeted-fanout"}, nil},
 	{"Tunnel transport", nil, []string{"tunnel-"}},
 	{"Observability (metrics, health, logs)", nil, []string{"metrics-", "health-", "log-", "pprof-"}},
 }

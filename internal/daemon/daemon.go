@@ -151,10 +151,7 @@ func (d *daemon) buildPath() error {
 	d.path = relay.New(relay.Config{
 		Limits: d.limits(), Engine: engine, Sender: recordingSender{Sender: d.sender, ring: &d.status.ring},
 		Metrics: d.m, DryRun: d.cfg.DryRun, Logger: d.log.With("component", "relay"),
-		SendError: func(p peers.Peer, err error) {
-			d.m.SendErrors.WithLabelValues(p.Name).Inc()
-			d.status.peerErrs.record(p.Name, err)
-		},
+		SendError: func(p peers.Peer, err error) { d.status.peerErrs.record(p.Name, err) },
 	})
 	return nil
 }
@@ -244,6 +241,13 @@ func (d *daemon) buildPeers() error {
 		return err
 	}
 	d.components = append(d.components, watch)
+	if d.cfg.TargetedFanout {
+		svc, err := serviceWatch(d.cfg, d.m, d.checks, d.log, d.path.SetFanout)
+		if err != nil {
+			return err
+		}
+		d.components = append(d.components, svc)
+	}
 	return nil
 }
 

@@ -17,14 +17,8 @@ import (
 // because the API server is away: the watch retries while the last known
 // peers stay in use.
 func kubernetesWatch(cfg config.Config, registry *peers.Registry, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (func(context.Context) error, error) {
-	switch cfg.Kubernetes {
-	case "false":
+	if !kubernetesOn(cfg, log) {
 		return nil, nil
-	case "auto":
-		if cfg.Kubeconfig == "" && !kube.InCluster() {
-			log.Info("not in a Kubernetes cluster: peers from --peers only")
-			return nil, nil
-		}
 	}
 	if cfg.NodeName == "" {
 		return nil, fmt.Errorf("--kubernetes needs --nodename (PMTUD_NODENAME from the downward API) so that this node is not its own peer")
@@ -52,4 +46,19 @@ func kubernetesWatch(cfg config.Config, registry *peers.Registry, m *metrics.Met
 		}
 		return nil
 	}, nil
+}
+
+// kubernetesOn reports whether the Kubernetes watches run: --kubernetes
+// true, or auto inside a cluster (or with a kubeconfig).
+func kubernetesOn(cfg config.Config, log *slog.Logger) bool {
+	switch cfg.Kubernetes {
+	case "false":
+		return false
+	case "auto":
+		if cfg.Kubeconfig == "" && !kube.InCluster() {
+			log.Info("not in a Kubernetes cluster: peers from --peers only")
+			return false
+		}
+	}
+	return true
 }

@@ -48,6 +48,9 @@ const (
 	// message's family and the transport cannot carry it to another
 	// (routed re-addresses the message, so it cannot change family).
 	NoPeersOfFamily
+	// The message's fan-out (frames it would cost) does not fit the node's
+	// frame budget: dropped whole, never sent to some peers only.
+	RateLimitedFrames
 
 	numReasons
 )
@@ -81,6 +84,7 @@ var names = [numReasons]string{
 	RateLimitedGlobal: "rate_limited_global",
 	NoPeers:           "no_peers",
 	NoPeersOfFamily:   "no_peers_of_family",
+	RateLimitedFrames: "rate_limited_frames",
 }
 
 // String returns the reason's metric label value.

@@ -33,6 +33,7 @@ type Metrics struct {
 	CaptureUp    prometheus.Gauge
 	FirewallUp   prometheus.Gauge
 	RelayLatency prometheus.Histogram
+	Fanout       prometheus.Histogram
 }
 
 // PeerStateNames are the label values of gopmtud_peer_states: the
@@ -100,8 +101,9 @@ func New(transport string) *Metrics {
 		// Microsecond buckets: the relay path itself takes microseconds.
 		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 50e-3},
 	})
+	m.Fanout = newFanout()
 	reg.MustRegister(m.Received, m.relayed, frames, dropped, m.SendErrors, m.Peers, m.PeersTotal, m.PeerStates,
-		m.CaptureUp, m.FirewallUp, m.RelayLatency)
+		m.CaptureUp, m.FirewallUp, m.RelayLatency, m.Fanout)
 	return m
 }
 

@@ -192,6 +192,16 @@ func (s *Set) Index(addr netip.Addr) int {
 	return s.index[i].peer
 }
 
+// IndexByName returns the position in All of the peer called name, in
+// O(log n), or -1.
+func (s *Set) IndexByName(name string) int {
+	i, ok := slices.BinarySearchFunc(s.All(), name, func(p Peer, n string) int { return strings.Compare(p.Name, n) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
 // Contains reports whether addr is one of a peer's addresses.
 func (s *Set) Contains(addr netip.Addr) bool { return s.Index(addr) >= 0 }
 

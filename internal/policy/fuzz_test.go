@@ -14,7 +14,8 @@ import (
 // and times (which may jump either way) and checks what must always hold:
 // no panic; only policy reasons; nothing relayed from ourselves, a peer, or
 // an L2 broadcast; no table above MaxTracked; and no more relays than the
-// global bucket allows for the span of time seen.
+// global bucket allows for the span of time seen, nor more frames than the
+// frame budget allows (DecideFrames, with fan-outs of 0 to 15 frames).
 func FuzzDecide(f *testing.F) {
 	f.Add(uint16(1000), uint16(1000), uint16(64), []byte{})
 	f.Add(uint16(1), uint16(1), uint16(2), []byte("\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
@@ -44,6 +45,7 @@ func FuzzDecide(f *testing.F) {
 		cfg.GlobalRate, cfg.GlobalBurst = float64(rate%2000+1), int(burst%64+1)
 		cfg.FlowBurst, cfg.SourceBurst = int(burst%7+1), int(burst%97+1)
 		cfg.MaxTracked = int(maxTracked%512 + 2)
+		cfg.GlobalFrameRate, cfg.GlobalFrameBurst = float64(rate%5000+1), int(maxTracked%100+1)
 		cfg.IgnoreNetworks = []netip.Prefix{netip.MustParsePrefix("198.51.100.64/26")}
 		if rate&1 != 0 {
 			cfg.Ports = []uint16{443, 80}
@@ -59,7 +61,7 @@ func FuzzDecide(f *testing.F) {
 
 		now := t0
 		var lo, hi time.Time // span of the times Decide saw
-		relays := 0
+		relays, frames := 0, 0
 		for len(data) >= 12 {
 			b := data[:12]
 			data = data[12:]
@@ -97,12 +99,17 @@ func FuzzDecide(f *testing.F) {
 				view = nil
 			}
 
-			r := e.Decide(now, m, o, view)
+			k := int(b[8] >> 4)
+			r := e.DecideFrames(now, m, o, view, k)
 			if r != drop.None && (r.Malformed() || r.String() == "unknown") {
 				t.Fatalf("Decide returned non-policy reason %v", r)
 			}
 			if r == drop.None {
 				relays++
+				frames += min(k, len(v.Peers().Family(familyOf(m))))
+				if k == 0 {
+					t.Fatal("relayed a message with a fan-out of 0")
+				}
 				src := norm(m.Src)
 				loop := o.Tunnel || v.isSelf(src) || v.isPeer(src) ||
 					o.HasMAC && (v.isPeerMAC(o.SrcMAC) || v.isSelfMAC(o.SrcMAC) || o.DstMAC[0]&1 != 0)
@@ -124,7 +131,22 @@ func FuzzDecide(f *testing.F) {
 		if float64(relays) > budget+1e-6 {
 			t.Fatalf("relayed %d over %v, global budget %.3f", relays, hi.Sub(lo), budget)
 		}
+		fbudget := float64(cfg.GlobalFrameBurst) + hi.Sub(lo).Seconds()*cfg.GlobalFrameRate
+		if float64(frames) > fbudget+1e-6 {
+			t.Fatalf("sent %d frames over %v, frame budget %.3f", frames, hi.Sub(lo), fbudget)
+		}
 	})
+}
+
+// familyOf is the family Decide counts peers of.
+func familyOf(m *ptb.Message) uint8 {
+	if m.Family == 4 || m.Family == 6 {
+		return m.Family
+	}
+	if norm(m.Dst).Is4() {
+		return 4
+	}
+	return 6
 }
 
 func minTime(a, b time.Time) time.Time {

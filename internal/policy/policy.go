@@ -19,7 +19,9 @@
 //  6. Same router, quoted flow and MTU relayed within Config.DedupWindow
 //     (Duplicate).
 //  7. Rate limits: per flow, per source, global (RateLimitedFlow,
-//     RateLimitedSource, RateLimitedGlobal).
+//     RateLimitedSource, RateLimitedGlobal), then the node's frame budget:
+//     the message's whole fan-out must fit (RateLimitedFrames), so the
+//     frames one node emits are bounded whatever the peer count.
 //
 // State (duplicate entries, rate-limit tokens) changes only when a message
 // is relayed: a dropped message costs no tokens and a duplicate does not
@@ -54,6 +56,12 @@ type Config struct {
 	// frames sent = messages relayed x peers.
 	GlobalRate  float64
 	GlobalBurst int
+	// Overall frames per second sent, counted per peer a message goes to:
+	// bounds amplification in frames, whatever the peer count. A message
+	// whose fan-out does not fit is dropped whole (RateLimitedFrames); one
+	// bigger than GlobalFrameBurst never fits.
+	GlobalFrameRate  float64
+	GlobalFrameBurst int
 
 	// MaxTracked bounds the keys held by each table (duplicates, flows,
 	// sources); the oldest are evicted first.
@@ -70,7 +78,12 @@ func DefaultConfig() Config {
 		SourceBurst: 500,
 		GlobalRate:  1000,
 		GlobalBurst: 1000,
-		MaxTracked:  65536,
+		// rate + burst = 50,000: no one-second window sees more frames
+		// (docs/policy.md, "Frame budget"); the burst holds one full fan-out
+		// of clusters up to 10,001 nodes.
+		GlobalFrameRate:  40000,
+		GlobalFrameBurst: 10000,
+		MaxTracked:       65536,
 	}
 }
 
@@ -96,6 +109,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := checkLimit("global", c.GlobalRate, c.GlobalBurst); err != nil {
+		return err
+	}
+	if err := checkLimit("global frame", c.GlobalFrameRate, c.GlobalFrameBurst); err != nil {
 		return err
 	}
 	if c.MaxTracked < 2 {
@@ -127,8 +143,8 @@ type Engine struct {
 	ports            *[1024]uint64 // bitmap of listed ports; nil: any port
 	window           int64
 
-	flowLim, srcLim, globLim limit
-	globalTAT                int64
+	flowLim, srcLim, globLim, frameLim limit
+	globalTAT, frameTAT                int64
 
 	started bool
 	base    time.Time
@@ -169,8 +185,9 @@ func New(cfg Config) (*Engine, error) {
 		flowLim:  newLimit(cfg.FlowRate, cfg.FlowBurst),
 		srcLim:   newLimit(cfg.SourceRate, cfg.SourceBurst),
 		globLim:  newLimit(cfg.GlobalRate, cfg.GlobalBurst),
+		frameLim: newLimit(cfg.GlobalFrameRate, cfg.GlobalFrameBurst),
 	}
-	e.globalTAT = -timeLimit // full
+	e.globalTAT, e.frameTAT = -timeLimit, -timeLimit // full
 	if len(cfg.Ports) > 0 {
 		e.ports = new([1024]uint64)
 		for _, p := range cfg.Ports {
@@ -237,6 +254,14 @@ func (e *Engine) clock(now time.Time) int64 {
 // A drop.None answer has already been charged to the rate limits and
 // recorded for duplicate suppression: relay the message.
 func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.Reason {
+	return e.DecideFrames(now, m, o, v, -1)
+}
+
+// DecideFrames is Decide for a message that will cost frames frames (the
+// peers it goes to; 1 for a broadcast), which the caller chose, for example
+// by targeting the nodes that can own the flow. frames < 0, or more than
+// the message's family has peers in v, means one per such peer; 0 is NoPeers.
+func (e *Engine) DecideFrames(now time.Time, m *ptb.Message, o Origin, v *View, frames int) drop.Reason {
 	if v == nil {
 		v = &emptyView
 	}
@@ -281,10 +306,20 @@ func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.R
 			fam = 4
 		}
 	}
-	if len(v.Recipients(fam)) == 0 {
+	n := len(v.Recipients(fam))
+	if n == 0 {
 		if v.Peers().Len() > 0 {
 			return drop.NoPeersOfFamily
 		}
+		return drop.NoPeers // a nil view knows no peers either
+	}
+	// A fan-out is a subset of the message's recipients: never count more.
+	// None (a targeted fan-out found no peer that can own the flow) is
+	// nobody to relay to.
+	if frames < 0 || frames > n {
+		frames = n
+	}
+	if frames == 0 {
 		return drop.NoPeers
 	}
 
@@ -324,9 +359,13 @@ func (e *Engine) Decide(now time.Time, m *ptb.Message, o Origin, v *View) drop.R
 	if !e.globLim.allows(e.globalTAT, t) {
 		return drop.RateLimitedGlobal
 	}
+	if !e.frameLim.allowsN(e.frameTAT, t, frames) {
+		return drop.RateLimitedFrames
+	}
 
 	// Relay: commit.
 	e.globalTAT = e.globLim.take(e.globalTAT, t)
+	e.frameTAT = e.frameLim.takeN(e.frameTAT, t, frames)
 	e.sources.put(router, e.srcLim.take(srcTAT, t), t)
 	e.flows.put(fk, e.flowLim.take(flowTAT, t), t)
 	if e.window > 0 {

@@ -336,6 +336,7 @@ func TestMaxTracked(t *testing.T) {
 	e := newEngine(t, func(c *Config) {
 		c.MaxTracked = maxTracked
 		c.GlobalRate, c.GlobalBurst = 1e6, 1e6
+		c.GlobalFrameRate, c.GlobalFrameBurst = 1e7, 1e7
 		c.SourceRate, c.SourceBurst = 1e6, 1e6
 	})
 	v := testView()

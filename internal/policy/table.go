@@ -40,6 +40,21 @@ func (l limit) allows(tat, now int64) bool { return tat <= now+l.tau }
 // take returns the bucket's tat after one token is spent at now.
 func (l limit) take(tat, now int64) int64 { return max(tat, now) + l.interval }
 
+// allowsN reports whether a bucket at tat has n tokens at now (n >= 1):
+// whether its n-th token conforms. An n above the burst never fits. The
+// first test is in float64 so a huge n cannot overflow; past it, n is at
+// most the burst, and Validate bounds burst x interval by maxSpan.
+func (l limit) allowsN(tat, now int64, n int) bool {
+	need := float64(n-1) * float64(l.interval)
+	if need > float64(l.tau) {
+		return false
+	}
+	return tat+int64(need) <= now+l.tau
+}
+
+// takeN returns the bucket's tat after n tokens are spent at now.
+func (l limit) takeN(tat, now int64, n int) int64 { return max(tat, now) + int64(n)*l.interval }
+
 // refill is how long an untouched bucket takes to be full again: after
 // that, forgetting it changes nothing.
 func (l limit) refill() int64 { return l.tau + l.interval }

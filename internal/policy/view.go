@@ -75,6 +75,23 @@ func (v *View) Recipients(f uint8) []peers.Peer {
 	return v.peers.Family(f)
 }
 
+// RecipientNamed returns the peer called name if a message of family f
+// goes to it (see Recipients), in O(log n).
+func (v *View) RecipientNamed(name string, f uint8) (peers.Peer, bool) {
+	if v == nil {
+		return peers.Peer{}, false
+	}
+	i := v.peers.IndexByName(name)
+	if i < 0 {
+		return peers.Peer{}, false
+	}
+	p := v.peers.All()[i]
+	if !v.anyFamily && !p.AddrOf(f).IsValid() {
+		return peers.Peer{}, false
+	}
+	return p, true
+}
+
 // Peers returns the peer set the view was built with (never nil).
 func (v *View) Peers() *peers.Set {
 	if v == nil {

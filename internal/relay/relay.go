@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/lograte"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
@@ -30,15 +31,20 @@ type Relay struct {
 	dryRun  bool
 	log     *slog.Logger
 
-	view atomic.Pointer[policy.View]
+	view  atomic.Pointer[policy.View]
+	table atomic.Pointer[fanout.Table] // which nodes can own which Service's flows; nil: every peer
 	// tunnelIf is the tunnel transport's TUN device (0: none): what arrives
 	// on it is a peer's copy we injected.
 	tunnelIf atomic.Uint32
 
 	// Reused on every packet so the hot path does not allocate.
-	msg   ptb.Message
-	to    []peers.Peer // the recipients of the send in progress, for onErr
-	onErr func(int, error)
+	msg     ptb.Message
+	to      []peers.Peer // the recipients of the send in progress, for onErr
+	targets []peers.Peer // a targeted fan-out's peers
+	onErr   func(int, error)
+	// oneFrame: the transport sends one frame per message whatever the
+	// peers (broadcast), so a message costs one frame of the budget.
+	oneFrame bool
 
 	logs lograte.Limiter
 }
@@ -51,8 +57,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 	DryRun  bool
 	Logger  *slog.Logger
-	// SendError is called for every peer a relay could not reach (for the
-	// per-peer metric); may be nil.
+	// SendError, if set, is also called for every peer a relay could not
+	// reach; the relay counts those in Metrics.SendErrors itself.
 	SendError func(peer peers.Peer, err error)
 }
 
@@ -68,9 +74,12 @@ func New(cfg Config) *Relay {
 		logs:    lograte.Limiter{PerSecond: 5},
 	}
 	r.view.Store(policy.NewView(nil, nil, nil, nil))
-	// Failures come by index into the recipients: O(1) per failing peer.
+	r.oneFrame = cfg.Sender != nil && cfg.Sender.Name() == "broadcast"
+	// Failures come by index into the recipients: O(1) per failing peer,
+	// counted under the node's name.
 	r.onErr = func(i int, err error) {
 		peer := r.to[i]
+		r.metrics.SendErrors.WithLabelValues(peer.Name).Inc()
 		if cfg.SendError != nil {
 			cfg.SendError(peer, err)
 		}
@@ -83,6 +92,37 @@ func New(cfg Config) *Relay {
 
 // SetView swaps in who is who (self, peers, peer MACs).
 func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
+
+// SetFanout swaps in the table of which nodes can own which Service's
+// flows (Kubernetes). nil, the default, relays every message to every
+// recipient, as the static --peers mode always does.
+func (r *Relay) SetFanout(t *fanout.Table) { r.table.Store(t) }
+
+// fanout returns the peers m goes to: the recipients whose node can own
+// the flow m quotes (found by name, O(log n) each), or all of them. It
+// allocates only when the peer set grew past what the buffer held.
+func (r *Relay) fanout(v *policy.View, m *ptb.Message) []peers.Peer {
+	all := v.Recipients(m.Family)
+	nodes, every := r.table.Load().Owners(m.Inner.Src, m.Inner.SrcPort, m.Inner.Proto)
+	if every {
+		return all
+	}
+	r.targets = r.targets[:0]
+	for _, n := range nodes {
+		if p, ok := v.RecipientNamed(n, m.Family); ok {
+			r.targets = append(r.targets, p)
+		}
+	}
+	return r.targets
+}
+
+// frames is what relaying to `to` costs of the frame budget.
+func (r *Relay) frames(to []peers.Peer) int {
+	if r.oneFrame && len(to) > 0 {
+		return 1
+	}
+	return len(to)
+}
 
 // SetTunnelIfIndex names the interface index of the tunnel receiver's TUN
 // device: a packet captured with it as input interface is a relayed copy,
@@ -102,10 +142,12 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 	}
 	reason := ptb.Parse(p.Payload, r.limits, &r.msg)
 	view := r.view.Load()
+	var to []peers.Peer
 	if reason == drop.None {
 		tun := r.tunnelIf.Load()
 		o := policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC, Tunnel: tun != 0 && p.IfIndex == tun}
-		reason = r.engine.Decide(now, &r.msg, o, view)
+		to = r.fanout(view, &r.msg)
+		reason = r.engine.DecideFrames(now, &r.msg, o, view, r.frames(to))
 	}
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()
@@ -115,7 +157,7 @@ func (r *Relay) Handle(p *capture.Packet) drop.Reason {
 		return reason
 	}
 
-	to := view.Recipients(r.msg.Family)
+	r.metrics.Fanout.Observe(float64(len(to)))
 	if !r.dryRun {
 		r.to = to
 		r.metrics.FramesSent.Add(float64(r.sender.Send(&r.msg, to, r.onErr)))

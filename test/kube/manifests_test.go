@@ -422,9 +422,10 @@ func equalJSON(t *testing.T, a, b any) bool {
 
 // TestRBACSufficientAndMinimal: with deploy/rbac.yaml applied, the
 // ServiceAccount's own token can get, list and watch Nodes (and run the Node
-// watch), is denied everything else tried, and the server's own account of
-// its permissions lists nothing beyond nodes get/list/watch and the
-// self-review rules every authenticated user has.
+// watch), list and watch Services and EndpointSlices (and run that watch),
+// is denied everything else tried, and the server's own account of its
+// permissions lists nothing beyond those and the self-review rules every
+// authenticated user has.
 func TestRBACSufficientAndMinimal(t *testing.T) {
 	cp := startControlPlane(t)
 	a := newApplier(t, cp)
@@ -465,6 +466,15 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 	if n := w.WatchErrors(); n != 0 {
 		t.Errorf("%d watch errors with the ServiceAccount's token", n)
 	}
+	if _, err := sa.CoreV1().Services("").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list services: %v", err)
+	}
+	if _, err := sa.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list endpointslices: %v", err)
+	}
+	if n := runServiceWatch(t, cp.TokenConfig(tr.Status.Token)); n != 0 {
+		t.Errorf("%d service watch errors with the ServiceAccount's token", n)
+	}
 
 	// Denied: anything else.
 	denied := map[string]func() error{
@@ -478,8 +488,19 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 			_, err := sa.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
 			return err
 		},
-		"list namespaces":      func() error { _, err := sa.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
-		"list services":        func() error { _, err := sa.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
+		"list namespaces": func() error { _, err := sa.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+		"get service": func() error {
+			_, err := sa.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+			return err
+		},
+		"list endpoints (v1)": func() error { _, err := sa.CoreV1().Endpoints("").List(ctx, metav1.ListOptions{}); return err },
+		"delete endpointslice": func() error {
+			return sa.DiscoveryV1().EndpointSlices("default").Delete(ctx, "kubernetes", metav1.DeleteOptions{})
+		},
+		"patch service": func() error {
+			_, err := sa.CoreV1().Services("default").Patch(ctx, "kubernetes", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+			return err
+		},
 		"list daemonsets":      func() error { _, err := sa.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{}); return err },
 		"list serviceaccounts": func() error { _, err := sa.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{}); return err },
 		"create node": func() error {
@@ -516,7 +537,7 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 	// Minimal: the server's own list of what this account may do, less what
 	// an account without any binding may do (RBAC's defaults for every
 	// authenticated user: self reviews, public cluster trust bundles, ...),
-	// is exactly nodes get/list/watch.
+	// is exactly nodes get/list/watch, services and endpointslices list/watch.
 	if _, err := admin.CoreV1().ServiceAccounts("kube-system").Create(ctx,
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "baseline"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -535,7 +556,9 @@ func TestRBACSufficientAndMinimal(t *testing.T) {
 		for p := range permissions(t, baseline, ns) {
 			delete(extra, p)
 		}
-		want := map[string]bool{"/nodes get": true, "/nodes list": true, "/nodes watch": true}
+		want := map[string]bool{"/nodes get": true, "/nodes list": true, "/nodes watch": true,
+			"/services list": true, "/services watch": true,
+			"discovery.k8s.io/endpointslices list": true, "discovery.k8s.io/endpointslices watch": true}
 		if !maps.Equal(extra, want) {
 			t.Errorf("namespace %s: the ServiceAccount may do %v beyond the defaults, want exactly %v", ns, slices.Sorted(maps.Keys(extra)), slices.Sorted(maps.Keys(want)))
 		}

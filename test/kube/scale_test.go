@@ -225,7 +225,7 @@ func realisticNode() *corev1.Node {
 
 // newNetns returns a new network namespace with loopback up. The root
 // namespace is not touched.
-func newNetns(t *testing.T) netns.NsHandle {
+func newNetns(t testing.TB) netns.NsHandle {
 	t.Helper()
 	type result struct {
 		h   netns.NsHandle

@@ -39,6 +39,15 @@ func InCluster() bool {
 // in-cluster configuration when kubeconfig is empty and InCluster holds; else
 // from the usual KUBECONFIG / ~/.kube/config lookup, for runs outside a pod.
 func NewClient(kubeconfig string) (NodeClient, error) {
+	cfg, err := RESTConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return NewClientForConfig(cfg)
+}
+
+// RESTConfig resolves the API server configuration as NewClient does.
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	switch {
@@ -53,7 +62,7 @@ func NewClient(kubeconfig string) (NodeClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
-	return NewClientForConfig(cfg)
+	return cfg, nil
 }
 
 // NewClientForConfig returns a Node client for cfg.
