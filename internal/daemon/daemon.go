@@ -18,10 +18,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
+	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/inject"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
@@ -63,8 +65,9 @@ type daemon struct {
 	tunnel     *inject.Receiver    // tunnel: the receiving end; nil otherwise
 	registry   *peers.Registry
 	status     *statusSource
-	capture    packetSource    // for /status
-	fw         *firewallKeeper // nil with --firewall none
+	services   atomic.Pointer[fanout.Table] // from the Service watch; nil: none
+	capture    packetSource                 // for /status
+	fw         *firewallKeeper              // nil with --firewall none
 	sender     *reopenable
 	path       *relay.Relay
 	follower   *uplinkFollower
@@ -164,7 +167,10 @@ func (d *daemon) limits() ptb.Limits {
 }
 
 func (d *daemon) buildTunnel() error {
-	r, err := openTunnelReceiver(d.cfg, d.registry, d.keys, d.limits(), d.m, d.checks, d.log)
+	// Service addresses learned by the Service watch (targeted fan-out)
+	// are VIPs this node may DNAT: copies about them may be injected.
+	isVIP := func(a netip.Addr) bool { return d.services.Load().HasAddr(a) }
+	r, err := openTunnelReceiver(d.cfg, d.registry, d.keys, isVIP, d.limits(), d.m, d.checks, d.log)
 	if err != nil || r == nil {
 		return err
 	}
@@ -242,7 +248,10 @@ func (d *daemon) buildPeers() error {
 	}
 	d.components = append(d.components, watch)
 	if d.cfg.TargetedFanout {
-		svc, err := serviceWatch(d.cfg, d.m, d.checks, d.log, d.path.SetFanout)
+		svc, err := serviceWatch(d.cfg, d.m, d.checks, d.log, func(t *fanout.Table) {
+			d.services.Store(t)
+			d.path.SetFanout(t)
+		})
 		if err != nil {
 			return err
 		}

@@ -81,7 +81,7 @@ func tunnelFilterPort(cfg config.Config) uint16 {
 //
 // Readiness includes it: the socket receiving and the device up, with the
 // host setting that would defeat IPv4 injection in the detail.
-func openTunnelReceiver(cfg config.Config, registry *peers.Registry, keys *tunnelwire.KeyFile, limits ptb.Limits, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*inject.Receiver, error) {
+func openTunnelReceiver(cfg config.Config, registry *peers.Registry, keys *tunnelwire.KeyFile, isVIP func(netip.Addr) bool, limits ptb.Limits, m *metrics.Metrics, checks *health.Checker, log *slog.Logger) (*inject.Receiver, error) {
 	if k, _ := transport.Lookup(cfg.Transport); !k.Receiver {
 		return nil, nil
 	}
@@ -99,6 +99,7 @@ func openTunnelReceiver(cfg config.Config, registry *peers.Registry, keys *tunne
 		Keys:       ks,
 		Insecure:   cfg.TunnelInsecure,
 		RelayFor:   cfg.RelayFor,
+		IsVIP:      isVIP,
 		Limits:     limits,
 		Logger:     log.With("component", "tunnel"),
 		Registerer: m.Registry,

@@ -57,7 +57,8 @@ type Slice struct {
 // Table maps a Service address, port and protocol to the nodes that can own
 // flows from it. Immutable; the zero value and nil mean "every peer".
 type Table struct {
-	m map[key][]string // nil value: every peer
+	m     map[key][]string      // nil value: every peer
+	addrs map[[16]byte]struct{} // every Service address, for HasAddr
 }
 
 type key struct {
@@ -79,7 +80,7 @@ type svcID struct{ ns, name string }
 // targeting it could only lose a flow a stale cache does not show.
 func Build(svcs []Service, slices []Slice) *Table {
 	owners := ownersByService(slices)
-	t := &Table{m: map[key][]string{}}
+	t := &Table{m: map[key][]string{}, addrs: map[[16]byte]struct{}{}}
 	for _, s := range svcs {
 		ns, ok := owners[svcID{s.Namespace, s.Name}]
 		if !s.Local || !ok {
@@ -89,6 +90,7 @@ func Build(svcs []Service, slices []Slice) *Table {
 			if !a.IsValid() {
 				continue
 			}
+			t.addrs[a.Unmap().As16()] = struct{}{}
 			for _, p := range s.Ports {
 				t.claim(keyOf(a, p.Port, p.Proto), ns)
 			}
@@ -156,6 +158,17 @@ func (t *Table) Owners(src netip.Addr, port uint16, proto uint8) (nodes []string
 		return nil, true
 	}
 	return ns, false
+}
+
+// HasAddr reports whether a is a Service's address (clusterIP, externalIP
+// or LoadBalancer ingress IP), Local or not: one kube-proxy may DNAT on
+// this node without assigning it to any interface. It does not allocate.
+func (t *Table) HasAddr(a netip.Addr) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.addrs[a.Unmap().As16()]
+	return ok
 }
 
 // Len is the number of targeted keys (Service address, port, protocol).

@@ -109,3 +109,23 @@ func BenchmarkOwners(b *testing.B) {
 		tab.Owners(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8 & 7), byte(i)}), 443, TCP)
 	}
 }
+
+// TestHasAddrKnowsEveryServiceAddress: Local or Cluster, every address of a
+// Service is one this node may DNAT (the tunnel receiver's VIP check).
+func TestHasAddrKnowsEveryServiceAddress(t *testing.T) {
+	local, cluster := netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("2001:db8::20")
+	tab := Build([]Service{
+		{Namespace: "a", Name: "l", Local: true, Addrs: []netip.Addr{local}, Ports: []Port{{80, TCP}}},
+		{Namespace: "a", Name: "c", Addrs: []netip.Addr{cluster}, Ports: []Port{{443, TCP}}},
+	}, nil)
+	if !tab.HasAddr(local) || !tab.HasAddr(cluster) || tab.HasAddr(netip.MustParseAddr("203.0.113.11")) {
+		t.Fatal("HasAddr must know every Service address and nothing else")
+	}
+	var none *Table
+	if none.HasAddr(local) {
+		t.Fatal("a nil table knows no Service")
+	}
+	if a := testing.AllocsPerRun(100, func() { tab.HasAddr(local) }); a != 0 {
+		t.Fatalf("HasAddr allocates %v", a)
+	}
+}
