@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 	"github.com/go-pmtud/go-pmtud/internal/testnet"
+	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
 // The hostile-datagram suite. Three nodes run go-pmtud with --transport
@@ -97,7 +98,7 @@ func TestTunnelHostileDatagrams(t *testing.T) {
 	rx := rxPackets(t, tns, "pmtud0")
 	for _, tc := range cases {
 		before, drops := tgt.Metrics(t), filterDrops(t, tgt)
-		attacker.send(t, tc.src, tc.dst, 30042, tc.d)
+		attacker.send(t, tc.src, tc.dst, transport.DefaultTunnelPort, tc.d)
 		if tc.want != "" {
 			waitFor(t, tc.name+": counted as "+tc.want, func() bool { return tgt.Metrics(t)[result(tc.want)] == before[result(tc.want)]+1 })
 		} else {
@@ -135,7 +136,7 @@ func TestTunnelSocketNotOnVIP(t *testing.T) {
 	drops := filterDrops(t, ds[0])
 	peer := netip.MustParseAddr(s.V4[1])
 	// The router routes the VIP to node 0.
-	attacker.send(t, peer, netip.MustParseAddr(testnet.VIP4), 30042, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.20", 42020), time.Now(), 1, 1))
+	attacker.send(t, peer, netip.MustParseAddr(testnet.VIP4), transport.DefaultTunnelPort, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.20", 42020), time.Now(), 1, 1))
 	waitFor(t, "the filter's drop", func() bool { return filterDrops(t, ds[0]) == drops+1 })
 	after := ds[0].Metrics(t)
 	for _, r := range allResults {
@@ -144,7 +145,7 @@ func TestTunnelSocketNotOnVIP(t *testing.T) {
 		}
 	}
 	// The same datagram to the node's own address is received.
-	attacker.send(t, peer, netip.MustParseAddr(s.V4[0]), 30042, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.21", 42021), time.Now(), 1, 2))
+	attacker.send(t, peer, netip.MustParseAddr(s.V4[0]), transport.DefaultTunnelPort, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.21", 42021), time.Now(), 1, 2))
 	waitFor(t, "injected via the node address", func() bool { return ds[0].Metrics(t)[result("injected")] == before[result("injected")]+1 })
 }
 
@@ -170,7 +171,7 @@ func TestTunnelFloodFromOnePeer(t *testing.T) {
 		for c := uint64(1); c <= floodN; c++ {
 			batch = append(batch, sealed(t, keyA, ptbAbout(testnet.VIP4, fmt.Sprintf("203.0.114.%d", c%250+1), int(20000+c)), time.Now(), 77, c))
 			if len(batch) == cap(batch) {
-				attacker.send(t, netip.MustParseAddr(s.V4[2]), netip.MustParseAddr(s.V4[target]), 30042, batch...)
+				attacker.send(t, netip.MustParseAddr(s.V4[2]), netip.MustParseAddr(s.V4[target]), transport.DefaultTunnelPort, batch...)
 				batch = batch[:0]
 				select {
 				case <-stop:
@@ -251,6 +252,6 @@ func TestTunnelKeyRotation(t *testing.T) {
 	// Key A is gone: a datagram signed with it is refused.
 	attacker := newSpoofer(t, s.Routers[0])
 	before := ds[2].Metrics(t)
-	attacker.send(t, netip.MustParseAddr(s.V4[0]), netip.MustParseAddr(s.V4[2]), 30042, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.51", 44999), time.Now(), 1, 1))
+	attacker.send(t, netip.MustParseAddr(s.V4[0]), netip.MustParseAddr(s.V4[2]), transport.DefaultTunnelPort, sealed(t, keyA, ptbAbout(testnet.VIP4, "203.0.113.51", 44999), time.Now(), 1, 1))
 	waitFor(t, "key A refused", func() bool { return ds[2].Metrics(t)[result("unknown_key")] == before[result("unknown_key")]+1 })
 }
