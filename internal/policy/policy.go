@@ -266,8 +266,21 @@ func (e *Engine) DecideFrames(now time.Time, m *ptb.Message, o Origin, v *View, 
 		v = &emptyView
 	}
 	src, dst := norm(m.Src), norm(m.Dst)
+	if r := loopGuard(src, o, v); r != drop.None { // 1.
+		return r
+	}
+	if r := e.scope(m, src, dst); r != drop.None { // 2-4.
+		return r
+	}
+	frames, r := fanOut(m.Family, dst, v, frames) // 5.
+	if r != drop.None {
+		return r
+	}
+	return e.charge(e.clock(now), m, src, frames) // 6-7.
+}
 
-	// 1. Loop guard.
+// loopGuard recognises a relayed copy by its sender (step 1).
+func loopGuard(src netip.Addr, o Origin, v *View) drop.Reason {
 	switch {
 	case o.Tunnel:
 		return drop.FromPeer
@@ -282,24 +295,33 @@ func (e *Engine) DecideFrames(now time.Time, m *ptb.Message, o Origin, v *View, 
 	case o.HasMAC && o.DstMAC[0]&1 != 0:
 		return drop.L2Broadcast
 	}
-	// 2. Operator's ignore list, by router.
+	return drop.None
+}
+
+// scope applies the operator's filters and requires the message to be
+// about a packet its addressee sent (steps 2-4).
+func (e *Engine) scope(m *ptb.Message, src, dst netip.Addr) drop.Reason {
 	if contains(e.ignore, src) {
 		return drop.IgnoredNetwork
 	}
-	// 3. The message must be about a packet the addressee sent.
-	innerSrc, innerDst := norm(m.Inner.Src), norm(m.Inner.Dst)
+	innerSrc := norm(m.Inner.Src)
 	if innerSrc != dst {
 		return drop.ForeignInner
 	}
-	// 4. Operator's scope.
 	if len(e.relayFor) > 0 && !contains(e.relayFor, innerSrc) {
 		return drop.NotRelayFor
 	}
 	if e.ports != nil && e.ports[m.Inner.SrcPort/64]&(1<<(m.Inner.SrcPort%64)) == 0 {
 		return drop.PortNotListed
 	}
-	// 5. Anyone to tell?
-	fam := m.Family
+	return drop.None
+}
+
+// fanOut says whether anyone is to be told and what the message costs in
+// frames (step 5). A fan-out is a subset of the message's recipients:
+// never count more; none (a targeted fan-out found no peer that can own
+// the flow) is nobody to relay to.
+func fanOut(fam uint8, dst netip.Addr, v *View, frames int) (int, drop.Reason) {
 	if fam != 4 && fam != 6 {
 		fam = 6
 		if dst.Is4() {
@@ -309,61 +331,56 @@ func (e *Engine) DecideFrames(now time.Time, m *ptb.Message, o Origin, v *View, 
 	n := len(v.Recipients(fam))
 	if n == 0 {
 		if v.Peers().Len() > 0 {
-			return drop.NoPeersOfFamily
+			return 0, drop.NoPeersOfFamily
 		}
-		return drop.NoPeers // a nil view knows no peers either
+		return 0, drop.NoPeers // a nil view knows no peers either
 	}
-	// A fan-out is a subset of the message's recipients: never count more.
-	// None (a targeted fan-out found no peer that can own the flow) is
-	// nobody to relay to.
 	if frames < 0 || frames > n {
 		frames = n
 	}
 	if frames == 0 {
-		return drop.NoPeers
+		return 0, drop.NoPeers
 	}
+	return frames, drop.None
+}
 
-	t := e.clock(now)
+// charge drops a duplicate (step 6: only a relay records an entry, and a
+// duplicate does not refresh it, so a steady stream still gets one relay
+// per window) or a message over a limit (step 7: all are checked before
+// any is charged, so a message dropped by one costs nothing in the
+// others), else records and charges the relay.
+func (e *Engine) charge(t int64, m *ptb.Message, src netip.Addr, frames int) drop.Reason {
 	router := src.As16()
-
-	// 6. Duplicate: only a relay records an entry, and a duplicate does not
-	// refresh it, so a steady stream still gets one relay per window.
+	innerDst := norm(m.Inner.Dst)
 	var dk dedupKey
 	if e.window > 0 {
 		dk = dedupKey{
-			router: router, src: innerSrc.As16(), dst: innerDst.As16(),
+			router: router, src: norm(m.Inner.Src).As16(), dst: innerDst.As16(),
 			mtu: m.MTU, sport: m.Inner.SrcPort, dport: m.Inner.DstPort, proto: m.Inner.Proto,
 		}
 		if at, ok := e.dedup.get(dk); ok && t-at < e.window {
 			return drop.Duplicate
 		}
 	}
-
-	// 7. Rate limits. Check all three before charging any, so a message
-	// dropped by one costs nothing in the others.
 	fk := flowKey{router: router, dst: innerDst.As16(), dport: m.Inner.DstPort, proto: m.Inner.Proto}
 	flowTAT, ok := e.flows.get(fk)
 	if !ok {
 		flowTAT = t
 	}
-	if !e.flowLim.allows(flowTAT, t) {
-		return drop.RateLimitedFlow
-	}
 	srcTAT, ok := e.sources.get(router)
 	if !ok {
 		srcTAT = t
 	}
-	if !e.srcLim.allows(srcTAT, t) {
+	switch {
+	case !e.flowLim.allows(flowTAT, t):
+		return drop.RateLimitedFlow
+	case !e.srcLim.allows(srcTAT, t):
 		return drop.RateLimitedSource
-	}
-	if !e.globLim.allows(e.globalTAT, t) {
+	case !e.globLim.allows(e.globalTAT, t):
 		return drop.RateLimitedGlobal
-	}
-	if !e.frameLim.allowsN(e.frameTAT, t, frames) {
+	case !e.frameLim.allowsN(e.frameTAT, t, frames):
 		return drop.RateLimitedFrames
 	}
-
-	// Relay: commit.
 	e.globalTAT = e.globLim.take(e.globalTAT, t)
 	e.frameTAT = e.frameLim.takeN(e.frameTAT, t, frames)
 	e.sources.put(router, e.srcLim.take(srcTAT, t), t)
