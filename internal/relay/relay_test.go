@@ -152,7 +152,10 @@ func BenchmarkHandle(b *testing.B) {
 		b.Run(fam.name, func(b *testing.B) {
 			s := &fakeSender{}
 			r, _, _ := newRelay(b, s, false)
-			eng, _ := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6, GlobalRate: 1e9, GlobalBurst: 1e6, MaxTracked: 1 << 16})
+			eng, err := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6, GlobalRate: 1e9, GlobalBurst: 1e6, GlobalFrameRate: 1e12, GlobalFrameBurst: 1e9, MaxTracked: 1 << 16})
+			if err != nil {
+				b.Fatal(err)
+			}
 			r.engine = eng
 			set := peers.NewSet([]peers.Peer{peers.PeerAt(peerA), peers.PeerAt(peerB), peers.PeerAt(netip.MustParseAddr("fd00::2")), peers.PeerAt(netip.MustParseAddr("fd00::3"))})
 			r.SetView(policy.NewView([]netip.Addr{self}, nil, set, nil))

@@ -105,8 +105,11 @@ func BenchmarkFanoutTargeted5000(b *testing.B) {
 }
 
 func scaleRelay(b *testing.B, n int, fail bool) (*Relay, *countingSender, *peers.Set, *metrics.Metrics) {
-	eng, _ := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6,
+	eng, err := policy.New(policy.Config{DedupWindow: time.Nanosecond, FlowRate: 1e9, FlowBurst: 1e6, SourceRate: 1e9, SourceBurst: 1e6,
 		GlobalRate: 1e9, GlobalBurst: 1e6, GlobalFrameRate: 1e12, GlobalFrameBurst: 1e9, MaxTracked: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
 	m := metrics.New("bench")
 	set := peers.NewSet(scalePeers(n))
 	s := &countingSender{failAll: fail}
