@@ -181,8 +181,15 @@ func TestChartTunMountFollowsTheTransportWhereverItIsSet(t *testing.T) {
 	} {
 		_, ds := render(t, tc.args...)
 		ps := ds.Spec.Template.Spec
-		mounted := len(ps.Volumes) == 1 && ps.Volumes[0].HostPath != nil && ps.Volumes[0].HostPath.Path == "/dev/net/tun" &&
-			len(ps.Containers[0].VolumeMounts) == 1
+		// The tunnel also mounts its key Secret: look for the device.
+		vol, mount := false, false
+		for _, v := range ps.Volumes {
+			vol = vol || (v.HostPath != nil && v.HostPath.Path == "/dev/net/tun")
+		}
+		for _, m := range ps.Containers[0].VolumeMounts {
+			mount = mount || m.MountPath == "/dev/net/tun"
+		}
+		mounted := vol && mount
 		if mounted != tc.tun {
 			t.Errorf("%v: /dev/net/tun mounted=%v, want %v", tc.args, mounted, tc.tun)
 		}
