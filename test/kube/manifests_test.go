@@ -321,9 +321,10 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 			checkPodSpec(t, ds.Spec.Template.Spec)
 			if tc.name == "helm every option" {
 				ps := ds.Spec.Template.Spec
-				if len(ps.Volumes) != 1 || ps.Volumes[0].HostPath == nil || ps.Volumes[0].HostPath.Path != "/dev/net/tun" ||
-					len(ps.Containers[0].VolumeMounts) != 1 {
-					t.Errorf("tunnel transport without /dev/net/tun: volumes %+v", ps.Volumes)
+				// The TUN device and the key Secret, each mounted.
+				if len(ps.Volumes) != 2 || ps.Volumes[0].HostPath == nil || ps.Volumes[0].HostPath.Path != "/dev/net/tun" ||
+					ps.Volumes[1].Secret == nil || len(ps.Containers[0].VolumeMounts) != 2 {
+					t.Errorf("tunnel transport without /dev/net/tun and its key Secret: volumes %+v", ps.Volumes)
 				}
 			}
 			ctr := ds.Spec.Template.Spec.Containers[0]
