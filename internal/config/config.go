@@ -121,35 +121,12 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.PprofAddress, "pprof-address", "", "host:port to serve Go's pprof profiles on (/debug/pprof/); empty: off")
 
-	p := &c.Policy
-	fs.DurationVar(&p.DedupWindow, "dedup-window", p.DedupWindow, "drop a PTB identical (router, flow, MTU) to one relayed within this window")
-	fs.Float64Var(&p.FlowRate, "flow-rate", p.FlowRate, "relays per second per flow (router + quoted destination)")
-	fs.IntVar(&p.FlowBurst, "flow-burst", p.FlowBurst, "burst for --flow-rate")
-	fs.Float64Var(&p.SourceRate, "source-rate", p.SourceRate, "relays per second per router")
-	fs.IntVar(&p.SourceBurst, "source-burst", p.SourceBurst, "burst for --source-rate")
-	fs.Float64Var(&p.GlobalRate, "global-rate", p.GlobalRate, "relays per second in all (each becomes one frame per peer)")
-	fs.IntVar(&p.GlobalBurst, "global-burst", p.GlobalBurst, "burst for --global-rate")
-	fs.Float64Var(&p.GlobalFrameRate, "global-frame-rate", p.GlobalFrameRate, "frames per second sent in all, one per peer a message goes to (a message whose fan-out does not fit is dropped whole)")
-	fs.IntVar(&p.GlobalFrameBurst, "global-frame-burst", p.GlobalFrameBurst, "burst for --global-frame-rate, frames: must hold one full fan-out (peers of a family)")
-
-	c.Kubernetes = "auto"
-	fs.Var(&kubeMode{&c.Kubernetes}, "kubernetes", "discover peers from Kubernetes Node objects: true (also the bare --kubernetes), false or auto (when running in a cluster)")
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
-	fs.StringVar(&c.NodeAddressType, "node-address-type", "InternalIP", "which Node address is a peer's address (InternalIP, ExternalIP, ...)")
-	fs.StringVar(&c.NodeSelector, "node-selector", "", "label selector limiting which Nodes are peers")
-	fs.BoolVar(&c.TargetedFanout, "targeted-fanout", true, "with Kubernetes: relay PTBs about a Service with externalTrafficPolicy Local only to the nodes with its endpoints (watches Services and EndpointSlices)")
+	c.limitFlags(fs)
+	c.kubernetesFlags(fs)
 
 	// The environment first, so that flags given on the command line win.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %v", v, EnvName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, err
 	}
 	if err := fs.Parse(joinModeArgs(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -160,26 +137,70 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *group > 65535 {
-		return c, fmt.Errorf("--nflog-group %d is out of range 0-65535", *group)
+	if err := c.narrow(*group, *captureRate, *captureBurst, *captureSourceRate); err != nil {
+		return c, err
 	}
-	c.NFLOGGroup = uint16(*group)
-	if *captureRate > 1<<31 {
-		return c, fmt.Errorf("--capture-rate %d is too large", *captureRate)
-	}
-	c.CaptureRate = uint32(*captureRate)
-	if *captureBurst > 1<<31 {
-		return c, fmt.Errorf("--capture-burst %d is too large", *captureBurst)
-	}
-	c.CaptureBurst = uint32(*captureBurst)
-	if *captureSourceRate > 1<<31 {
-		return c, fmt.Errorf("--capture-source-rate %d is too large", *captureSourceRate)
-	}
-	c.CaptureSourceRate = uint32(*captureSourceRate)
 	c.Policy.IgnoreNetworks = c.IgnoreNetworks
 	c.Policy.RelayFor = c.RelayFor
 	c.Policy.Ports = c.Ports
 	return c, c.Validate()
+}
+
+// limitFlags registers the duplicate window and the token buckets.
+func (c *Config) limitFlags(fs *flag.FlagSet) {
+	p := &c.Policy
+	fs.DurationVar(&p.DedupWindow, "dedup-window", p.DedupWindow, "drop a PTB identical (router, flow, MTU) to one relayed within this window")
+	fs.Float64Var(&p.FlowRate, "flow-rate", p.FlowRate, "relays per second per flow (router + quoted destination)")
+	fs.IntVar(&p.FlowBurst, "flow-burst", p.FlowBurst, "burst for --flow-rate")
+	fs.Float64Var(&p.SourceRate, "source-rate", p.SourceRate, "relays per second per router")
+	fs.IntVar(&p.SourceBurst, "source-burst", p.SourceBurst, "burst for --source-rate")
+	fs.Float64Var(&p.GlobalRate, "global-rate", p.GlobalRate, "relays per second in all (each becomes one frame per peer)")
+	fs.IntVar(&p.GlobalBurst, "global-burst", p.GlobalBurst, "burst for --global-rate")
+	fs.Float64Var(&p.GlobalFrameRate, "global-frame-rate", p.GlobalFrameRate, "frames per second sent in all, one per peer a message goes to (a message whose fan-out does not fit is dropped whole)")
+	fs.IntVar(&p.GlobalFrameBurst, "global-frame-burst", p.GlobalFrameBurst, "burst for --global-frame-rate, frames: must hold one full fan-out (peers of a family)")
+}
+
+// kubernetesFlags registers the peer discovery from Kubernetes.
+func (c *Config) kubernetesFlags(fs *flag.FlagSet) {
+	c.Kubernetes = "auto"
+	fs.Var(&kubeMode{&c.Kubernetes}, "kubernetes", "discover peers from Kubernetes Node objects: true (also the bare --kubernetes), false or auto (when running in a cluster)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
+	fs.StringVar(&c.NodeAddressType, "node-address-type", "InternalIP", "which Node address is a peer's address (InternalIP, ExternalIP, ...)")
+	fs.StringVar(&c.NodeSelector, "node-selector", "", "label selector limiting which Nodes are peers")
+	fs.BoolVar(&c.TargetedFanout, "targeted-fanout", true, "with Kubernetes: relay PTBs about a Service with externalTrafficPolicy Local only to the nodes with its endpoints (watches Services and EndpointSlices)")
+}
+
+// applyEnv sets every flag whose PMTUD_* variable is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, EnvName(f.Name), err)
+			}
+		}
+	})
+	return envErr
+}
+
+// narrow checks the flags parsed as uint and stores them in their fields.
+func (c *Config) narrow(group, captureRate, captureBurst, captureSourceRate uint) error {
+	if group > 65535 {
+		return fmt.Errorf("--nflog-group %d is out of range 0-65535", group)
+	}
+	for _, v := range []struct {
+		name string
+		v    uint
+		dst  *uint32
+	}{{"capture-rate", captureRate, &c.CaptureRate}, {"capture-burst", captureBurst, &c.CaptureBurst},
+		{"capture-source-rate", captureSourceRate, &c.CaptureSourceRate}} {
+		if v.v > 1<<31 {
+			return fmt.Errorf("--%s %d is too large", v.name, v.v)
+		}
+		*v.dst = uint32(v.v)
+	}
+	c.NFLOGGroup = uint16(group)
+	return nil
 }
 
 // Validate checks values that flag parsing alone cannot.
