@@ -11,12 +11,15 @@ VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-monitoring test-kube lint fmt bench bench-rate fuzz setup clean
+.PHONY: all build release lab test prebuild test-unit test-root test-safety test-e2e test-monitoring test-kube lint fmt bench bench-rate fuzz setup clean
 
 all: build
 
 setup:
 	@bash hack/setup.sh
+
+prebuild:
+	@bash hack/prebuild.sh
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/go-pmtud
@@ -37,7 +40,8 @@ lab: setup build
 GOTEST = bash -o pipefail -c 'GOPMTUD_REQUIRE_ROOT=1 $(GO) test -json "$$@" 2>&1 | \
 	if [ "$(GOTEST_SHOW)" = 1 ]; then $(GO) run ./internal/testnet/testsummary -v; else $(GO) run ./internal/testnet/testsummary; fi' gotest
 
-test: setup lint
+# prebuild starts the slow tool builds in the background first (hack/prebuild.sh).
+test: setup prebuild lint
 	@$(GOTEST) -count=1 -timeout 20m ./internal/... ./cmd/...
 	@$(GOTEST) -count=1 -timeout 12m -p 1 ./test/relay/... ./test/safety/...
 	@$(GOTEST) -count=1 -timeout 20m ./test/image/...   # cross-compiles amd64 and arm64 (cold: minutes)

@@ -11,8 +11,17 @@ if [[ -x "$out/promtool" ]] && "$out/promtool" --version >/dev/null 2>&1; then
 	echo "$out/promtool"
 	exit 0
 fi
+mkdir -p "$out"
+# One build at a time (make test starts one in the background); a second
+# caller waits for the lock, then finds it built.
+exec 9>"$out/.lock"
+flock 9
+if [[ -x "$out/promtool" ]] && "$out/promtool" --version >/dev/null 2>&1; then
+	echo "$out/promtool"
+	exit 0
+fi
 src="$cache/promtool-$version-src"
-rm -rf "$src" && mkdir -p "$src" "$out"
+rm -rf "$src" && mkdir -p "$src"
 cd "$src"
 go mod init promtool-build >/dev/null 2>&1
 GOFLAGS=-mod=mod go get "github.com/prometheus/prometheus@$version" >&2

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts, in the background and at low priority, the builds that later steps
+# of `make test` wait for: promtool (test/monitoring), the kube-bins
+# (test/kube) and the arm64 cross-compile of the daemon
+# (test/image). On a cold machine they take minutes of CPU that the first
+# test steps, mostly waiting on namespaces and timers, leave idle. Each build
+# is cached outside the clone and locked, so the step that needs it later
+# either finds it done, waits for it, or (if the background build failed)
+# builds it again in the foreground and shows the error there.
+#
+#   prebuild.sh         start the background builds and return at once
+#   prebuild.sh --run   run them in the foreground (what the background runs)
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+log="${XDG_CACHE_HOME:-$HOME/.cache}/go-pmtud/prebuild.log"
+
+if [[ "${1:-}" != "--run" ]]; then
+	mkdir -p "$(dirname "$log")"
+	# setsid and no inherited pipes: make's output never waits on it.
+	setsid nice -n 15 bash "$0" --run >"$log" 2>&1 </dev/null &
+	echo "prebuild: promtool, kube-bins and the arm64 build started in the background (log: go-pmtud/prebuild.log in the cache)"
+	exit 0
+fi
+
+cd "$root"
+start=$SECONDS
+step() {
+	local t=$SECONDS
+	"$@" >/dev/null 2>&1
+	echo "prebuild: $* -> exit $? in $((SECONDS - t)) s"
+}
+step env CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -o /dev/null ./cmd/go-pmtud
+step bash hack/tools/promtool.sh
+step bash hack/kube-bins/build.sh
+echo "prebuild: done in $((SECONDS - start)) s"
