@@ -25,6 +25,12 @@ type framesSender struct {
 }
 
 func (f *framesSender) Send(*ptb.Message, []peers.Peer, func(int, error)) int { return f.frames }
+func (f *framesSender) SendBatch(ms []transport.Outgoing, _ func(int, int, error)) int {
+	for j := range ms {
+		ms[j].Sent = f.frames
+	}
+	return f.frames * len(ms)
+}
 
 func TestStatusReportsPeersCountersAndRelays(t *testing.T) {
 	m := metrics.New("l2")

@@ -33,6 +33,15 @@ func (f *fakeSender) SetPeers([]peers.Peer)             {}
 func (f *fakeSender) PeerMACs() [][6]byte               { return nil }
 func (f *fakeSender) PeerStates() []transport.PeerState { return nil }
 func (f *fakeSender) StateChanged() <-chan struct{}     { return nil }
+func (f *fakeSender) SendBatch(ms []transport.Outgoing, onErr func(int, int, error)) int {
+	n := 0
+	for j := range ms {
+		ms[j].Sent = f.Send(ms[j].M, ms[j].To, func(i int, err error) { onErr(j, i, err) })
+		n += ms[j].Sent
+	}
+	return n
+}
+
 func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	f.sent++
 	f.lastTo, f.lastMsg = to, *m
