@@ -106,24 +106,27 @@ func (b *batch) flush(fail func(i int, err error)) int {
 	return total
 }
 
-// sendmmsg runs inside rc.Write. Returning false makes the runtime poller
-// wait until the socket is writable and call it again.
+// sendmmsg runs inside rc.Write, on a blocking socket outside the runtime
+// poller (see newSock): it returns true once the call is done. EAGAIN is the
+// send timeout expiring: the first unsent message fails with it.
 func (b *batch) sendmmsg(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-		uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start),
-		0, 0, 0)
-	switch e {
-	case 0:
-		if r == 0 {
-			// Not documented for sendmmsg; treat as a failure of the
-			// first message so flush always makes progress.
-			b.errno = unix.EIO
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
+			uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start),
+			0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case 0:
+			if r == 0 {
+				// Not documented for sendmmsg; treat as a failure of the
+				// first message so flush always makes progress.
+				b.errno = unix.EIO
+			}
+			b.sent = int(r)
+		default:
+			b.errno = e
 		}
-		b.sent = int(r)
-	case unix.EAGAIN, unix.EINTR:
-		return false
-	default:
-		b.errno = e
+		return true
 	}
-	return true
 }

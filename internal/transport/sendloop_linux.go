@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,12 +35,26 @@ type sock struct {
 // (index in that message's recipients) a queued frame is for.
 type slotRef struct{ msg, peer int32 }
 
-// newSock wraps fd (non-blocking, so os.NewFile registers it with the
-// runtime poller and a full send buffer parks the goroutine, not the
-// thread). family is the family of the destinations written per slot
-// (0: the socket is bound to its destination, e.g. AF_PACKET); port, in
-// host order, is written into every sockaddr.
+// sendTimeout bounds how long a send waits for room in a full send buffer;
+// the frames it could not queue then fail with EAGAIN.
+const sendTimeout = time.Second
+
+// newSock wraps fd, a blocking socket. It is kept out of the runtime
+// poller on purpose: a socket in epoll has a waiter on its wait queue, so
+// every frame's release (on veth, inside our own sendmmsg) ran the
+// write-space wake-up and woke the poller's thread, per frame. A full send
+// buffer (rare: frames leave as fast as the device takes them) blocks the
+// sending thread in the system call instead, for at most sendTimeout.
+// Closing the file while a send is in progress is safe: the descriptor is
+// released once the send returns. family is the family of the destinations
+// written per slot (0: the socket is bound to its destination, e.g.
+// AF_PACKET); port, in host order, is written into every sockaddr.
 func newSock(fd, family int, name string, hdrLen int, port uint16) (*sock, error) {
+	tv := unix.NsecToTimeval(int64(sendTimeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt(SO_SNDTIMEO)", err)
+	}
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()
 	if err != nil {

@@ -114,7 +114,7 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 }
 
 func openTunnel(family int, port uint16) (*sock, error) {
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(SOCK_DGRAM)", err)
 	}
