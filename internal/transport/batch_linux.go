@@ -110,11 +110,26 @@ func (b *batch) flush(fail func(i int, err error)) int {
 // poller (see newSock): it returns true once the call is done. EAGAIN is the
 // send timeout expiring: the first unsent message fails with it.
 func (b *batch) sendmmsg(fd uintptr) bool {
+	// First without waiting, as a raw system call: it cannot block, so it
+	// need not tell the scheduler (entering a system call wakes the
+	// runtime's monitor thread whenever it sleeps, i.e. after every idle
+	// spell). Only a full send buffer takes the blocking call.
+	wait := false
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-			uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start),
-			0, 0, 0)
+		var r uintptr
+		var e unix.Errno
+		if wait {
+			r, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start), 0, 0, 0)
+		} else {
+			r, _, e = unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start), unix.MSG_DONTWAIT, 0, 0)
+		}
 		switch e {
+		case unix.EAGAIN:
+			if !wait {
+				wait = true
+				continue
+			}
+			b.errno = e
 		case unix.EINTR:
 			continue
 		case 0:
