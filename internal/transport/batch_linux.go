@@ -74,7 +74,7 @@ func (b *batch) add(head, body []byte, name unsafe.Pointer, namelen uint32) {
 // flush hands the queued messages to the kernel and returns how many it
 // accepted. For each message the kernel refused, fail is called with the
 // message's index (in add order) and the error; the remaining messages are
-// still sent. The batch is empty afterwards and holds no pointers into the
+// still sent, except after a send timeout (EAGAIN), which fails them all. The batch is empty afterwards and holds no pointers into the
 // caller's buffers.
 func (b *batch) flush(fail func(i int, err error)) int {
 	total := 0
@@ -87,6 +87,14 @@ func (b *batch) flush(fail func(i int, err error)) int {
 			fail(b.start, err) // socket closed or poller error
 			b.start++
 			continue
+		}
+		if b.errno == unix.EAGAIN {
+			// The send timeout expired on a full buffer: the socket is
+			// stuck, so the rest fails now rather than one timeout each.
+			for ; b.start < b.n; b.start++ {
+				fail(b.start, b.errno)
+			}
+			break
 		}
 		if b.errno != 0 {
 			fail(b.start, b.errno)
