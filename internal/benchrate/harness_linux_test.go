@@ -35,6 +35,13 @@ type rig struct {
 func newRig(t testing.TB, bin string, extra ...string) *rig {
 	t.Helper()
 	s := testnet.NewSegment(t, "pbr", 3, 2) // router 1: the legitimate one of the flood test
+	// PMTUD_BENCH_BRNF=1 keeps the switch's bridge netfilter, as the
+	// benchmark had it until 2026-12-01, to compare with older figures.
+	if os.Getenv("PMTUD_BENCH_BRNF") == "" {
+		if err := benchrate.NoBridgeNetfilter(s.Switch); err != nil {
+			t.Fatal(err)
+		}
+	}
 	args := append([]string{"--iface", "eth0", "--transport", "l2", "--peers", s.V4[1] + "," + s.V4[2],
 		"--nodename", s.Nodes[0], "--log-format", "text", "--log-level", "info"}, extra...)
 	if more := os.Getenv("PMTUD_BENCH_ARGS"); more != "" {

@@ -3,11 +3,15 @@
 package benchrate
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
 )
 
 // userHZ is the unit of utime and stime in /proc/PID/stat (proc(5)).
@@ -60,4 +64,21 @@ func Memory(pid int) (m Mem, err error) {
 		}
 	}
 	return m, nil
+}
+
+// NoBridgeNetfilter turns off br_netfilter's calls into the IP and ARP
+// hooks for bridged frames in namespace ns (the segment's switch). Its
+// per-frame work runs inside the sender's system call on veth, so it was
+// charged to the daemon's send; on a real segment a switch does not run in
+// the node's kernel at all. The sysctls are per namespace.
+func NoBridgeNetfilter(ns string) error {
+	return netnsutil.DoNamed(ns, func() error {
+		for _, k := range []string{"iptables", "ip6tables", "arptables"} {
+			err := os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-"+k, []byte("0"), 0)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) { // no br_netfilter: nothing to turn off
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -40,10 +40,13 @@ func TestMain(m *testing.M) {
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // raised lifts every limit between the uplink and the peers, as for the
-// issue's rate rows, with a 16 MiB capture buffer.
+// issue's rate rows, with a 16 MiB capture buffer. The frame budget counts
+// one frame per peer, so with 2 peers it would otherwise cap the sweep at
+// half its default rate.
 var raised = []string{"--capture-rate", "0", "--capture-source-rate", "0",
 	"--source-rate", "10000000", "--source-burst", "10000000",
 	"--global-rate", "10000000", "--global-burst", "10000000",
+	"--global-frame-rate", "20000000", "--global-frame-burst", "20000000",
 	"--capture-buffer", "16777216"}
 
 // TestRateSmoke runs the benchmark for a second at 200 msgs/s so that it

@@ -64,8 +64,7 @@ func NewSink(ns, iface string, outgoing bool) (*Sink, error) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 			return err
 		}
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
-		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
 	})
 	if err != nil {
 		if s.fd >= 0 {
@@ -140,6 +139,13 @@ func (b *rxBufs) reset() {
 	}
 }
 
+// sinkPoll is how long the sink sleeps once its socket is empty. It polls
+// instead of sleeping on the socket: a sleeping reader is woken for every
+// frame, and on veth that wake-up runs in the sender's context, here the
+// daemon's sendmmsg, and was charged to the daemon. Timestamps are the
+// kernel's, taken on arrival, so the poll adds nothing to a latency.
+const sinkPoll = time.Millisecond
+
 func (s *Sink) loop() {
 	defer close(s.done)
 	b := newRxBufs()
@@ -150,9 +156,10 @@ func (s *Sink) loop() {
 		default:
 		}
 		b.reset()
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), sinkBatch, 0, 0, 0)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), sinkBatch, unix.MSG_DONTWAIT, 0, 0)
 		if e != 0 {
-			continue // timeout (look at stop again) or EINTR
+			time.Sleep(sinkPoll) // empty (EAGAIN) or EINTR
+			continue
 		}
 		for i := range int(r) {
 			s.take(b, i)

@@ -73,6 +73,7 @@ type Listener struct {
 	// call starts or is in progress once Run has returned.
 	hookMu  sync.Mutex
 	handler func(*Packet)
+	flush   func() // after each receive's packets (RunBatched); nil: none
 	pkt     Packet
 	nextSeq uint32
 
@@ -184,10 +185,22 @@ func (l *Listener) receive(s *session) {
 			s.dead <- err
 			return
 		}
+		now := time.Now() // one receive, one arrival time
 		for i := range n {
-			l.datagram(s, s.sock.datagram(i))
+			l.datagram(s, s.sock.datagram(i), now)
 		}
+		l.endBatch()
 	}
+}
+
+// endBatch calls the flush hook once the packets of one receive were
+// handed over, before their buffers are read into again.
+func (l *Listener) endBatch() {
+	l.hookMu.Lock()
+	if l.flush != nil {
+		l.flush()
+	}
+	l.hookMu.Unlock()
 }
 
 // overrun counts a full receive buffer: the kernel dropped messages, the
@@ -202,8 +215,7 @@ func (l *Listener) overrun() {
 }
 
 // datagram hands every packet message of one datagram to the handler.
-func (l *Listener) datagram(s *session, b []byte) {
-	now := time.Now()
+func (l *Listener) datagram(s *session, b []byte, now time.Time) {
 	r := nlReader{b: b}
 	for {
 		typ, _, body, ok, err := r.next()
@@ -251,19 +263,30 @@ func (l *Listener) deliver(s *session, a *nflogPacket, now time.Time) {
 // until ctx is done (it then returns nil) or capture fails for good (it
 // returns the error and Up reports false). A socket that fails is reopened
 // and the group rebound, a few times. Packet and its Payload are reused after
-// handle returns. Once Run returns, handle is not called again. Run may be
-// called once.
+// handle returns. Once Run returns, handle is not called again. Run (or
+// RunBatched) may be called once.
 func (l *Listener) Run(ctx context.Context, handle func(*Packet)) error {
+	return l.RunBatched(ctx, handle, nil)
+}
+
+// RunBatched is Run, and calls flush (if not nil) after the packets of each
+// receive, up to 16 at a time: their Payloads stay unchanged until flush
+// returns, so handle may keep them and act on them all in flush. flush is
+// also called once as Run returns, and neither is called after that.
+func (l *Listener) RunBatched(ctx context.Context, handle func(*Packet), flush func()) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("capture: Run called twice")
 	}
 	l.hookMu.Lock()
-	l.handler = handle
+	l.handler, l.flush = handle, flush
 	l.hookMu.Unlock()
 	close(l.started)
 	defer func() {
 		l.hookMu.Lock()
-		l.handler = nil
+		if l.flush != nil {
+			l.flush()
+		}
+		l.handler, l.flush = nil, nil
 		l.hookMu.Unlock()
 	}()
 

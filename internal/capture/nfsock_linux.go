@@ -183,7 +183,9 @@ func (s *nfsock) recvmmsg(fd uintptr) bool {
 		s.hdrs[i].Hdr.Flags = 0
 		s.hdrs[i].Len = 0
 	}
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), rxBatch, unix.MSG_DONTWAIT, 0, 0)
+	// A raw system call: with MSG_DONTWAIT it cannot block, so it need not
+	// tell the scheduler (see transport's sendmmsg).
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), rxBatch, unix.MSG_DONTWAIT, 0, 0)
 	switch e {
 	case unix.EAGAIN:
 		return false // the netpoller waits for the next one

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
 )
@@ -191,12 +192,14 @@ func checkKernelDatagram(t *testing.T, d, ip []byte) {
 func TestDatagramDoesNotAllocate(t *testing.T) {
 	d := realPacket(0, []byte{0x45, 0, 0, 20, 1, 2, 3, 4}, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 8, 0})
 	calls := 0
-	l := &Listener{handler: func(p *Packet) { calls++ }}
+	flushes := 0
+	l := &Listener{handler: func(p *Packet) { calls++ }, flush: func() { flushes++ }}
 	s := &session{}
-	if n := testing.AllocsPerRun(100, func() { l.datagram(s, d) }); n != 0 {
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() { l.datagram(s, d, now); l.endBatch() }); n != 0 {
 		t.Errorf("%v allocations per datagram", n)
 	}
-	if calls == 0 || l.Stats().Received != uint64(calls) {
-		t.Errorf("handler called %d times, stats %+v", calls, l.Stats())
+	if calls == 0 || l.Stats().Received != uint64(calls) || flushes != calls {
+		t.Errorf("handler called %d times, flush %d times, stats %+v", calls, flushes, l.Stats())
 	}
 }

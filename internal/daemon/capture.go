@@ -15,7 +15,7 @@ import (
 // listener owns its restarts and statistics (capture.Listener), a test
 // uses a fake.
 type packetSource interface {
-	Run(ctx context.Context, handle func(*capture.Packet)) error
+	RunBatched(ctx context.Context, handle func(*capture.Packet), flush func()) error
 	Up() bool
 	Stats() capture.Stats
 	Close() error
@@ -27,13 +27,14 @@ type packetSource interface {
 type captureRunner struct {
 	src    packetSource
 	group  uint16
-	handle func(*capture.Packet)
+	handle func(*capture.Packet) // each packet of a receive
+	flush  func()                // then once: sends what handle kept
 	m      *metrics.Metrics
 }
 
 func (c *captureRunner) Run(ctx context.Context) error {
 	c.m.CaptureUp.Set(1)
-	err := c.src.Run(ctx, c.handle)
+	err := c.src.RunBatched(ctx, c.handle, c.flush)
 	if ctx.Err() != nil {
 		return nil
 	}

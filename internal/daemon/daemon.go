@@ -7,7 +7,7 @@
 //
 //	uplinkFollower  finds the uplinks and follows route and link changes
 //	viewKeeper      who is who: own addresses and MACs, peers and their state
-//	captureRunner   NFLOG -> relay.Handle (the listener restarts itself)
+//	captureRunner   NFLOG -> relay.Queue, relay.Flush per receive (the listener restarts itself)
 //	firewallKeeper  the nftables table: install, verify, follow uplinks, remove
 //	httpServers     /metrics, /healthz, /readyz
 //	kubernetes      the Node watch feeding the peer registry
@@ -202,7 +202,7 @@ func (d *daemon) buildCapture() error {
 	}
 	d.onClose(func() { l.Close() })
 	d.capture = l
-	c := &captureRunner{src: l, group: d.cfg.NFLOGGroup, m: d.m, handle: func(p *capture.Packet) { d.path.Handle(p) }}
+	c := &captureRunner{src: l, group: d.cfg.NFLOGGroup, m: d.m, handle: func(p *capture.Packet) { d.path.Queue(p) }, flush: d.path.Flush}
 	c.register(d.checks)
 	d.components = append(d.components, c.Run)
 	return nil

@@ -205,9 +205,10 @@ func (f *fakeSender) Close() error { return nil }
 func (f *fakeSender) Send(*ptb.Message, []peers.Peer, func(int, error)) int {
 	return 0
 }
-func (f *fakeSender) SetPeers(ps []peers.Peer)      { f.mu.Lock(); f.told = ps; f.mu.Unlock() }
-func (f *fakeSender) PeerMACs() [][6]byte           { return nil }
-func (f *fakeSender) StateChanged() <-chan struct{} { return nil }
+func (f *fakeSender) SendBatch([]transport.Outgoing, func(int, int, error)) int { return 0 }
+func (f *fakeSender) SetPeers(ps []peers.Peer)                                  { f.mu.Lock(); f.told = ps; f.mu.Unlock() }
+func (f *fakeSender) PeerMACs() [][6]byte                                       { return nil }
+func (f *fakeSender) StateChanged() <-chan struct{}                             { return nil }
 func (f *fakeSender) PeerStates() []transport.PeerState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -307,7 +308,7 @@ func TestViewKeeperTellsTheTransportThePeers(t *testing.T) {
 // fakeSource is an NFLOG listener that fails when told to.
 type fakeSource struct{ fail error }
 
-func (f *fakeSource) Run(ctx context.Context, _ func(*capture.Packet)) error {
+func (f *fakeSource) RunBatched(ctx context.Context, _ func(*capture.Packet), _ func()) error {
 	if f.fail != nil {
 		return f.fail
 	}

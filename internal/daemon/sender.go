@@ -40,6 +40,13 @@ func (r *reopenable) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error
 	return n
 }
 
+func (r *reopenable) SendBatch(ms []transport.Outgoing, onErr func(int, int, error)) int {
+	r.mu.RLock()
+	n := r.cur.SendBatch(ms, onErr)
+	r.mu.RUnlock()
+	return n
+}
+
 // swap installs next and closes the transport it replaces, once no Send
 // uses it any more.
 func (r *reopenable) swap(next transport.Sender) error {

@@ -211,3 +211,15 @@ func (r recordingSender) Send(m *ptb.Message, to []peers.Peer, onErr func(int, e
 		MTU: m.MTU, Peers: len(to), Frames: n})
 	return n
 }
+
+// SendBatch records each message of the batch, under one clock reading.
+func (r recordingSender) SendBatch(ms []transport.Outgoing, onErr func(int, int, error)) int {
+	n := r.Sender.SendBatch(ms, onErr)
+	now := time.Now()
+	for _, o := range ms {
+		m := o.M
+		r.ring.Add(status.Relay{At: now, Family: m.Family, Router: m.Src, Dst: m.Dst, Client: m.Inner.Dst,
+			MTU: m.MTU, Peers: len(o.To), Frames: o.Sent})
+	}
+	return n
+}

@@ -25,6 +25,12 @@ type framesSender struct {
 }
 
 func (f *framesSender) Send(*ptb.Message, []peers.Peer, func(int, error)) int { return f.frames }
+func (f *framesSender) SendBatch(ms []transport.Outgoing, _ func(int, int, error)) int {
+	for j := range ms {
+		ms[j].Sent = f.frames
+	}
+	return f.frames * len(ms)
+}
 
 func TestStatusReportsPeersCountersAndRelays(t *testing.T) {
 	m := metrics.New("l2")
@@ -46,6 +52,13 @@ func TestStatusReportsPeersCountersAndRelays(t *testing.T) {
 	msg := ptb.Message{Family: 4, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.10"), MTU: 1400}
 	if n := rec.Send(&msg, reg.Snapshot().All(), nil); n != 3 {
 		t.Fatalf("frames %d", n)
+	}
+	// The relay's path: a batch, each message recorded with its own fan-out.
+	msg2 := msg
+	msg2.MTU = 1300
+	batch := []transport.Outgoing{{M: &msg2, To: reg.Snapshot().All()[:2]}}
+	if n := rec.SendBatch(batch, nil); n != 3 {
+		t.Fatalf("batch frames %d", n)
 	}
 
 	w := httptest.NewRecorder()
@@ -71,10 +84,18 @@ func TestStatusReportsPeersCountersAndRelays(t *testing.T) {
 	if r.Counters.Relayed != 1 || r.Counters.Dropped["duplicate"] != 3 || len(r.Counters.Dropped) != 1 {
 		t.Errorf("counters %+v", r.Counters)
 	}
-	if len(r.Recent) != 1 || r.Recent[0].Frames != 3 || r.Recent[0].Peers != 3 || r.Recent[0].MTU != 1400 || r.Recent[0].Router != msg.Src {
+	byMTU := map[uint32]status.Relay{}
+	for _, x := range r.Recent {
+		byMTU[x.MTU] = x
+	}
+	if len(r.Recent) != 2 || byMTU[1400].Frames != 3 || byMTU[1400].Peers != 3 || byMTU[1400].Router != msg.Src ||
+		byMTU[1300].Frames != 3 || byMTU[1300].Peers != 2 {
 		t.Errorf("recent %+v", r.Recent)
 	}
 	if allocs := testing.AllocsPerRun(100, func() { rec.Send(&msg, nil, nil) }); allocs != 0 {
 		t.Errorf("recording a relay allocates %v times", allocs)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { rec.SendBatch(batch, nil) }); allocs != 0 {
+		t.Errorf("recording a batch allocates %v times", allocs)
 	}
 }

@@ -21,8 +21,13 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
-// Relay runs the packet path. Handle is called from one goroutine (the
-// capture loop); SetView may be called from any goroutine.
+// maxPending is how many relayed messages Queue holds before it flushes by
+// itself: more than one capture receive brings (the listener reads up to 16
+// datagrams a call), so a flush is normally one per receive.
+const maxPending = 64
+
+// Relay runs the packet path. Handle, Queue and Flush are called from one
+// goroutine (the capture loop); SetView may be called from any goroutine.
 type Relay struct {
 	limits  ptb.Limits
 	engine  *policy.Engine
@@ -37,11 +42,15 @@ type Relay struct {
 	// on it is a peer's copy we injected.
 	tunnelIf atomic.Uint32
 
-	// Reused on every packet so the hot path does not allocate.
-	msg     ptb.Message
-	to      []peers.Peer // the recipients of the send in progress, for onErr
-	targets []peers.Peer // a targeted fan-out's peers
-	onErr   func(int, error)
+	// Messages decided for relay and not yet sent (Queue, then Flush), in
+	// buffers reused on every batch so the hot path does not allocate:
+	// msgs[k] and recv[k] belong to out[k]; a targeted fan-out's peers are
+	// copied into targets, which each out[k].To slices.
+	msgs    [maxPending]ptb.Message
+	recv    [maxPending]time.Time
+	out     []transport.Outgoing
+	targets []peers.Peer
+	onErr   func(msg, peer int, err error)
 	// oneFrame: the transport sends one frame per message whatever the
 	// peers (broadcast), so a message costs one frame of the budget.
 	oneFrame bool
@@ -77,8 +86,9 @@ func New(cfg Config) *Relay {
 	r.oneFrame = cfg.Sender != nil && cfg.Sender.Name() == "broadcast"
 	// Failures come by index into the recipients: O(1) per failing peer,
 	// counted under the node's name.
-	r.onErr = func(i int, err error) {
-		peer := r.to[i]
+	r.out = make([]transport.Outgoing, 0, maxPending)
+	r.onErr = func(msg, i int, err error) {
+		peer := r.out[msg].To[i]
 		r.metrics.SendErrors.WithLabelValues(peer.Name).Inc()
 		if cfg.SendError != nil {
 			cfg.SendError(peer, err)
@@ -99,21 +109,22 @@ func (r *Relay) SetView(v *policy.View) { r.view.Store(v) }
 func (r *Relay) SetFanout(t *fanout.Table) { r.table.Store(t) }
 
 // fanout returns the peers m goes to: the recipients whose node can own
-// the flow m quotes (found by name, O(log n) each), or all of them. It
-// allocates only when the peer set grew past what the buffer held.
+// the flow m quotes (found by name, O(log n) each), or all of them. The
+// targeted ones are appended to r.targets, which holds them until Flush; it
+// allocates only when that buffer grows.
 func (r *Relay) fanout(v *policy.View, m *ptb.Message) []peers.Peer {
 	all := v.Recipients(m.Family)
 	nodes, every := r.table.Load().Owners(m.Inner.Src, m.Inner.SrcPort, m.Inner.Proto)
 	if every {
 		return all
 	}
-	r.targets = r.targets[:0]
+	start := len(r.targets)
 	for _, n := range nodes {
 		if p, ok := v.RecipientNamed(n, m.Family); ok {
 			r.targets = append(r.targets, p)
 		}
 	}
-	return r.targets
+	return r.targets[start:len(r.targets):len(r.targets)]
 }
 
 // frames is what relaying to `to` costs of the frame budget.
@@ -132,48 +143,81 @@ func (r *Relay) SetTunnelIfIndex(i uint32) { r.tunnelIf.Store(i) }
 // View returns the current view.
 func (r *Relay) View() *policy.View { return r.view.Load() }
 
-// Handle takes one captured packet through the path. It returns the
-// decision (drop.None when relayed) for tests and callers that log.
+// Handle takes one captured packet through the path and sends it at once
+// (Queue, then Flush). It returns the decision (drop.None when relayed) for
+// tests and callers that log.
 func (r *Relay) Handle(p *capture.Packet) drop.Reason {
+	reason := r.Queue(p)
+	r.Flush()
+	return reason
+}
+
+// Queue parses and judges one captured packet; a message to relay is held
+// until Flush, which sends the frames of every held message together. The
+// packet's payload must stay unchanged until then (the capture listener
+// keeps a receive's payloads until its flush). Queue flushes by itself when
+// maxPending messages are held.
+func (r *Relay) Queue(p *capture.Packet) drop.Reason {
+	if len(r.out) == maxPending {
+		r.Flush()
+	}
 	r.metrics.Received.Inc()
 	now := p.Received
 	if now.IsZero() {
 		now = time.Now()
 	}
-	reason := ptb.Parse(p.Payload, r.limits, &r.msg)
+	k := len(r.out)
+	m := &r.msgs[k]
+	reason := ptb.Parse(p.Payload, r.limits, m)
 	view := r.view.Load()
 	var to []peers.Peer
 	if reason == drop.None {
 		tun := r.tunnelIf.Load()
 		o := policy.Origin{SrcMAC: p.SrcMAC, DstMAC: p.DstMAC, HasMAC: p.HasMAC, Tunnel: tun != 0 && p.IfIndex == tun}
-		to = r.fanout(view, &r.msg)
-		reason = r.engine.DecideFrames(now, &r.msg, o, view, r.frames(to))
+		to = r.fanout(view, m)
+		reason = r.engine.DecideFrames(now, m, o, view, r.frames(to))
 	}
 	if reason != drop.None {
 		r.metrics.Dropped(reason).Inc()
 		if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.Allow(now) {
-			r.logDrop(reason, p)
+			r.logDrop(reason, m, p)
 		}
 		return reason
 	}
-
 	r.metrics.Fanout.Observe(float64(len(to)))
-	if !r.dryRun {
-		r.to = to
-		r.metrics.FramesSent.Add(float64(r.sender.Send(&r.msg, to, r.onErr)))
-		r.to = nil
-	}
-	if r.msg.Family == 4 {
+	r.out = append(r.out, transport.Outgoing{M: m, To: to})
+	r.recv[k] = now
+	if m.Family == 4 {
 		r.metrics.Relayed4.Inc()
 	} else {
 		r.metrics.Relayed6.Inc()
 	}
-	r.metrics.RelayLatency.Observe(time.Since(now).Seconds())
 	if r.log.Enabled(context.Background(), slog.LevelDebug) && r.logs.Allow(now) {
-		r.log.Debug("relayed", "router", r.msg.Src, "vip", r.msg.Dst, "mtu", r.msg.MTU,
-			"client", r.msg.Inner.Dst, "src_mac", macString(p), "peers", len(to), "dry_run", r.dryRun)
+		r.log.Debug("relayed", "router", m.Src, "vip", m.Dst, "mtu", m.MTU,
+			"client", m.Inner.Dst, "src_mac", macString(p), "peers", len(to), "dry_run", r.dryRun)
 	}
 	return drop.None
+}
+
+// Flush sends the frames of every message Queue holds, with as few system
+// calls as the transport can, and observes each message's latency from its
+// capture to the end of the send.
+func (r *Relay) Flush() {
+	if len(r.out) == 0 {
+		return
+	}
+	if !r.dryRun {
+		r.metrics.FramesSent.Add(float64(r.sender.SendBatch(r.out, r.onErr)))
+	}
+	now := time.Now()
+	for k := range r.out {
+		r.metrics.RelayLatency.Observe(now.Sub(r.recv[k]).Seconds())
+		r.out[k] = transport.Outgoing{}
+		r.msgs[k] = ptb.Message{} // holds no pointer into the capture's buffers
+	}
+	r.out = r.out[:0]
+	clear(r.targets)
+	r.targets = r.targets[:0]
 }
 
 func macString(p *capture.Packet) string {
@@ -183,11 +227,11 @@ func macString(p *capture.Packet) string {
 	return net.HardwareAddr(p.SrcMAC[:]).String()
 }
 
-func (r *Relay) logDrop(reason drop.Reason, p *capture.Packet) {
+func (r *Relay) logDrop(reason drop.Reason, m *ptb.Message, p *capture.Packet) {
 	if reason.Malformed() {
 		r.log.Debug("dropped", "reason", reason.String())
 		return
 	}
-	r.log.Debug("dropped", "reason", reason.String(), "router", r.msg.Src, "vip", r.msg.Dst,
-		"mtu", r.msg.MTU, "client", r.msg.Inner.Dst, "src_mac", macString(p))
+	r.log.Debug("dropped", "reason", reason.String(), "router", m.Src, "vip", m.Dst,
+		"mtu", m.MTU, "client", m.Inner.Dst, "src_mac", macString(p))
 }

@@ -22,6 +22,7 @@ import (
 // fakeSender records what the relay asked it to send.
 type fakeSender struct {
 	sent    int
+	batches []int // messages per SendBatch call, the first 16 (benchmarks call it millions of times)
 	lastTo  []peers.Peer
 	lastMsg ptb.Message
 	fail    netip.Addr
@@ -33,6 +34,18 @@ func (f *fakeSender) SetPeers([]peers.Peer)             {}
 func (f *fakeSender) PeerMACs() [][6]byte               { return nil }
 func (f *fakeSender) PeerStates() []transport.PeerState { return nil }
 func (f *fakeSender) StateChanged() <-chan struct{}     { return nil }
+func (f *fakeSender) SendBatch(ms []transport.Outgoing, onErr func(int, int, error)) int {
+	if len(f.batches) < 16 {
+		f.batches = append(f.batches, len(ms))
+	}
+	n := 0
+	for j := range ms {
+		ms[j].Sent = f.Send(ms[j].M, ms[j].To, func(i int, err error) { onErr(j, i, err) })
+		n += ms[j].Sent
+	}
+	return n
+}
+
 func (f *fakeSender) Send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	f.sent++
 	f.lastTo, f.lastMsg = to, *m
@@ -91,6 +104,65 @@ func TestGoodPTBIsRelayedToPeersOfItsFamily(t *testing.T) {
 	}
 	if len(*failed) != 1 || (*failed)[0] != peerB {
 		t.Fatalf("send errors reported for %v, want [%v]", *failed, peerB)
+	}
+}
+
+// TestQueueHoldsUntilFlush: messages queued from one capture receive go
+// to the sender together at Flush, each with its own recipients; a failure
+// is reported for the right peer, and drops in between take no place.
+func TestQueueHoldsUntilFlush(t *testing.T) {
+	s := &fakeSender{fail: peerB}
+	r, m, failed := newRelay(t, s, false)
+	var ps []*capture.Packet
+	for port := range uint16(3) {
+		ps = append(ps, pkt(ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: 41000 + port}), [6]byte{9}))
+	}
+	garbage := pkt([]byte{0x45, 1, 2}, [6]byte{9})
+	for i, p := range []*capture.Packet{ps[0], garbage, ps[1], ps[2]} {
+		want := drop.None
+		if p == garbage {
+			want = drop.Truncated
+		}
+		if got := r.Queue(p); got != want {
+			t.Fatalf("packet %d: %v, want %v", i, got, want)
+		}
+	}
+	if len(s.batches) != 0 || testutil.ToFloat64(m.Relayed4) != 3 {
+		t.Fatalf("before Flush: %d batches sent, relayed %v", len(s.batches), testutil.ToFloat64(m.Relayed4))
+	}
+	r.Flush()
+	r.Flush() // nothing left: no empty batch
+	if len(s.batches) != 1 || s.batches[0] != 3 || s.sent != 3 {
+		t.Fatalf("batches %v, %d messages sent: want one batch of 3", s.batches, s.sent)
+	}
+	if s.lastMsg.Inner.DstPort != 41002 || len(s.lastTo) != 2 {
+		t.Fatalf("last message %+v to %v", s.lastMsg.Inner, s.lastTo)
+	}
+	if got := testutil.ToFloat64(m.FramesSent); got != 3 {
+		t.Fatalf("frames sent %v, want 3 (peer B failed each time)", got)
+	}
+	if len(*failed) != 3 || (*failed)[0] != peerB || (*failed)[2] != peerB {
+		t.Fatalf("send errors reported for %v, want peer B three times", *failed)
+	}
+	if got := testutil.CollectAndCount(m.RelayLatency); got != 1 {
+		t.Fatalf("latency histogram: %d series", got)
+	}
+}
+
+// TestQueueFlushesWhenFull: past maxPending held messages Queue sends them
+// itself, so a long receive never overflows its buffers.
+func TestQueueFlushesWhenFull(t *testing.T) {
+	s := &fakeSender{}
+	r, _, _ := newRelay(t, s, false)
+	for i := range maxPending + 1 {
+		p := pkt(ptbtest.Build(ptbtest.Spec{Router: router, VIP: vip, Client: client, MTU: 1400, SrcPort: 80, DstPort: uint16(42000 + i)}), [6]byte{9})
+		if got := r.Queue(p); got != drop.None {
+			t.Fatalf("packet %d: %v", i, got)
+		}
+	}
+	r.Flush()
+	if len(s.batches) != 2 || s.batches[0] != maxPending || s.batches[1] != 1 {
+		t.Fatalf("batches %v, want [%d 1]", s.batches, maxPending)
 	}
 }
 

@@ -36,6 +36,15 @@ func (c *countingSender) SetPeers([]peers.Peer)             {}
 func (c *countingSender) PeerMACs() [][6]byte               { return nil }
 func (c *countingSender) PeerStates() []transport.PeerState { return nil }
 func (c *countingSender) StateChanged() <-chan struct{}     { return nil }
+func (c *countingSender) SendBatch(ms []transport.Outgoing, onErr func(int, int, error)) int {
+	n := 0
+	for j := range ms {
+		ms[j].Sent = c.Send(ms[j].M, ms[j].To, func(i int, err error) { onErr(j, i, err) })
+		n += ms[j].Sent
+	}
+	return n
+}
+
 func (c *countingSender) Send(_ *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
 	n := 0
 	for i := range to {
@@ -82,8 +91,8 @@ func BenchmarkFanout5000(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			r, s, set, m := scaleRelay(b, 4999, c.fail)
 			if c.linear {
-				r.onErr = func(i int, _ error) {
-					m.SendErrors.WithLabelValues(linearPeerName(set, r.to[i].Addr())).Inc()
+				r.onErr = func(j, i int, _ error) {
+					m.SendErrors.WithLabelValues(linearPeerName(set, r.out[j].To[i].Addr())).Inc()
 				}
 			}
 			benchRelay(b, r, s)

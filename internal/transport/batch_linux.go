@@ -74,7 +74,7 @@ func (b *batch) add(head, body []byte, name unsafe.Pointer, namelen uint32) {
 // flush hands the queued messages to the kernel and returns how many it
 // accepted. For each message the kernel refused, fail is called with the
 // message's index (in add order) and the error; the remaining messages are
-// still sent. The batch is empty afterwards and holds no pointers into the
+// still sent, except after a send timeout (EAGAIN), which fails them all. The batch is empty afterwards and holds no pointers into the
 // caller's buffers.
 func (b *batch) flush(fail func(i int, err error)) int {
 	total := 0
@@ -87,6 +87,14 @@ func (b *batch) flush(fail func(i int, err error)) int {
 			fail(b.start, err) // socket closed or poller error
 			b.start++
 			continue
+		}
+		if b.errno == unix.EAGAIN {
+			// The send timeout expired on a full buffer: the socket is
+			// stuck, so the rest fails now rather than one timeout each.
+			for ; b.start < b.n; b.start++ {
+				fail(b.start, b.errno)
+			}
+			break
 		}
 		if b.errno != 0 {
 			fail(b.start, b.errno)
@@ -106,24 +114,42 @@ func (b *batch) flush(fail func(i int, err error)) int {
 	return total
 }
 
-// sendmmsg runs inside rc.Write. Returning false makes the runtime poller
-// wait until the socket is writable and call it again.
+// sendmmsg runs inside rc.Write, on a blocking socket outside the runtime
+// poller (see newSock): it returns true once the call is done. EAGAIN is the
+// send timeout expiring: the first unsent message fails with it.
 func (b *batch) sendmmsg(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-		uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start),
-		0, 0, 0)
-	switch e {
-	case 0:
-		if r == 0 {
-			// Not documented for sendmmsg; treat as a failure of the
-			// first message so flush always makes progress.
-			b.errno = unix.EIO
+	// First without waiting, as a raw system call: it cannot block, so it
+	// need not tell the scheduler (entering a system call wakes the
+	// runtime's monitor thread whenever it sleeps, i.e. after every idle
+	// spell). Only a full send buffer takes the blocking call.
+	wait := false
+	for {
+		var r uintptr
+		var e unix.Errno
+		if wait {
+			r, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start), 0, 0, 0)
+		} else {
+			r, _, e = unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.start])), uintptr(b.n-b.start), unix.MSG_DONTWAIT, 0, 0)
 		}
-		b.sent = int(r)
-	case unix.EAGAIN, unix.EINTR:
-		return false
-	default:
-		b.errno = e
+		switch e {
+		case unix.EAGAIN:
+			if !wait {
+				wait = true
+				continue
+			}
+			b.errno = e
+		case unix.EINTR:
+			continue
+		case 0:
+			if r == 0 {
+				// Not documented for sendmmsg; treat as a failure of the
+				// first message so flush always makes progress.
+				b.errno = unix.EIO
+			}
+			b.sent = int(r)
+		default:
+			b.errno = e
+		}
+		return true
 	}
-	return true
 }

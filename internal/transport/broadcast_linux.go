@@ -82,6 +82,27 @@ func (bc *Broadcast) Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, 
 	return sent
 }
 
+// SendBatch implements Sender: as Send for each message in turn (one frame
+// per uplink and message; there is no per-peer fan-out to share calls).
+func (bc *Broadcast) SendBatch(ms []Outgoing, onErr func(msg, peer int, err error)) int {
+	sent := 0
+	for j := range ms {
+		ms[j].Sent = 0
+		if len(ms[j].To) == 0 {
+			continue
+		}
+		bc.failed = nil
+		ms[j].Sent = bc.send(ms[j].M, bc.targets, bc.fail)
+		for i := range ms[j].To {
+			if bc.failed != nil && onErr != nil {
+				onErr(j, i, bc.failed)
+			}
+		}
+		sent += ms[j].Sent
+	}
+	return sent
+}
+
 func (bc *Broadcast) begin(m *ptb.Message) error {
 	bc.et = etherTypeFor(m.Family)
 	if bc.et == 0 || len(m.Packet) == 0 {

@@ -57,7 +57,7 @@ func openUplinks(h *netlink.Handle, names []string) ([]uplink, []*sock, error) {
 }
 
 func openPacketSock(ifindex int, name string) (*sock, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket on %q: %w", name, os.NewSyscallError("socket", err))
 	}

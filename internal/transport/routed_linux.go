@@ -87,7 +87,7 @@ func init() {
 }
 
 func openRouted4() (*sock, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", err)
 	}
@@ -95,7 +95,7 @@ func openRouted4() (*sock, error) {
 }
 
 func openRouted6(ttl int, src netip.Addr) (*sock, error) {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", err)
 	}

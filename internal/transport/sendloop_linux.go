@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,16 +27,34 @@ type sock struct {
 	hdr    []byte
 	sa4    []unix.RawSockaddrInet4
 	sa6    []unix.RawSockaddrInet6
-	slot   []int
+	slot   []slotRef
 	fail   func(int, error) // built once: reports slot i's peer
 }
 
-// newSock wraps fd (non-blocking, so os.NewFile registers it with the
-// runtime poller and a full send buffer parks the goroutine, not the
-// thread). family is the family of the destinations written per slot
-// (0: the socket is bound to its destination, e.g. AF_PACKET); port, in
-// host order, is written into every sockaddr.
+// slotRef names the message (index in the batch being sent) and the peer
+// (index in that message's recipients) a queued frame is for.
+type slotRef struct{ msg, peer int32 }
+
+// sendTimeout bounds how long a send waits for room in a full send buffer;
+// the frames it could not queue then fail with EAGAIN.
+const sendTimeout = time.Second
+
+// newSock wraps fd, a blocking socket. It is kept out of the runtime
+// poller on purpose: a socket in epoll has a waiter on its wait queue, so
+// every frame's release (on veth, inside our own sendmmsg) ran the
+// write-space wake-up and woke the poller's thread, per frame. A full send
+// buffer (rare: frames leave as fast as the device takes them) blocks the
+// sending thread in the system call instead, for at most sendTimeout.
+// Closing the file while a send is in progress is safe: the descriptor is
+// released once the send returns. family is the family of the destinations
+// written per slot (0: the socket is bound to its destination, e.g.
+// AF_PACKET); port, in host order, is written into every sockaddr.
 func newSock(fd, family int, name string, hdrLen int, port uint16) (*sock, error) {
+	tv := unix.NsecToTimeval(int64(sendTimeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt(SO_SNDTIMEO)", err)
+	}
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -45,7 +64,7 @@ func newSock(fd, family int, name string, hdrLen int, port uint16) (*sock, error
 	s := &sock{
 		f: f, b: newBatch(rc, defaultBatch), hdrLen: hdrLen,
 		hdr:  make([]byte, defaultBatch*hdrLen),
-		slot: make([]int, defaultBatch),
+		slot: make([]slotRef, defaultBatch),
 	}
 	nport := [2]byte{byte(port >> 8), byte(port)}
 	switch family {
@@ -101,16 +120,22 @@ type framer interface {
 	frame(s *sock, i int, m *ptb.Message, t target) (head, body []byte)
 }
 
-// sendLoop is the one batched fan-out every transport uses: per peer, pick
-// a socket and a destination, frame the copy into that socket's batch, and
-// flush full batches with sendmmsg(2). It does not allocate. Send is safe
-// for concurrent use but serialised.
+// sendLoop is the one batched fan-out every transport uses: per message
+// and peer, pick a socket and a destination, frame the copy into that
+// socket's batch, and flush full batches with sendmmsg(2); the frames of
+// all the messages of one SendBatch share the system calls. It does not
+// allocate. Send and SendBatch are safe for concurrent use but serialised.
 type sendLoop struct {
 	fr    framer
 	socks []*sock
 
-	mu    sync.Mutex
-	onErr func(int, error) // of the send in progress, for the socks' fail
+	mu sync.Mutex
+	// Of the send in progress, for the socks' fail: the messages, and who
+	// hears of a failure (onErr1 for Send, onErrN for SendBatch).
+	cur    []Outgoing
+	one    [1]Outgoing
+	onErr1 func(int, error)
+	onErrN func(int, int, error)
 }
 
 // init wires the sockets' failure reports; call once they are open.
@@ -120,41 +145,91 @@ func (l *sendLoop) init(fr framer, socks ...*sock) {
 		if s == nil {
 			continue
 		}
-		s.fail = func(i int, err error) { report(l.onErr, s.slot[i], err) }
+		s.fail = func(i int, err error) {
+			r := s.slot[i]
+			l.cur[r.msg].Sent--
+			l.report(int(r.msg), int(r.peer), err)
+		}
+	}
+}
+
+func (l *sendLoop) report(msg, peer int, err error) {
+	switch {
+	case l.onErrN != nil:
+		l.onErrN(msg, peer, err)
+	case l.onErr1 != nil:
+		l.onErr1(peer, err)
 	}
 }
 
 func (l *sendLoop) send(m *ptb.Message, to []peers.Peer, onErr func(int, error)) int {
-	l.mu.Lock() // begin may keep per-message state (EtherType, a sealed header)
+	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.fr.begin(m); err != nil {
-		reportAll(onErr, len(to), err)
-		return 0
+	l.one[0] = Outgoing{M: m, To: to}
+	l.onErr1 = onErr
+	n := l.run(l.one[:])
+	l.one[0], l.onErr1 = Outgoing{}, nil
+	return n
+}
+
+// SendBatch implements Sender.SendBatch for every transport that frames
+// each peer's copy itself.
+func (l *sendLoop) SendBatch(ms []Outgoing, onErr func(msg, peer int, err error)) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onErrN = onErr
+	n := l.run(ms)
+	l.onErrN = nil
+	return n
+}
+
+// run queues every frame of ms, flushing batches as they fill, then
+// flushes the rest; each message's Sent counts its frames queued, less
+// those the kernel refused.
+func (l *sendLoop) run(ms []Outgoing) int {
+	l.cur = ms
+	for j := range ms {
+		ms[j].Sent = 0
+		l.queue(ms, j)
 	}
-	l.onErr = onErr
+	for _, s := range l.socks {
+		if s != nil && s.b.n > 0 {
+			s.b.flush(s.fail)
+		}
+	}
+	l.cur = nil
 	sent := 0
+	for j := range ms {
+		sent += ms[j].Sent
+	}
+	return sent
+}
+
+// queue frames message j for each of its peers.
+func (l *sendLoop) queue(ms []Outgoing, j int) {
+	m, to := ms[j].M, ms[j].To
+	if err := l.fr.begin(m); err != nil {
+		for i := range to {
+			l.report(j, i, err)
+		}
+		return
+	}
 	for i := range to {
 		t, err := l.fr.pick(m, i, &to[i])
 		if err != nil {
-			report(onErr, i, err)
+			l.report(j, i, err)
 			continue
 		}
 		s := l.socks[t.sock]
 		k := s.b.n
-		s.slot[k] = i
+		s.slot[k] = slotRef{msg: int32(j), peer: int32(i)}
 		head, body := l.fr.frame(s, k, m, t)
 		s.queue(k, head, body, t.addr)
+		ms[j].Sent++
 		if s.b.full() {
-			sent += s.b.flush(s.fail)
+			s.b.flush(s.fail)
 		}
 	}
-	for _, s := range l.socks {
-		if s != nil && s.b.n > 0 {
-			sent += s.b.flush(s.fail)
-		}
-	}
-	l.onErr = nil
-	return sent
 }
 
 // Close closes every socket.

@@ -26,6 +26,13 @@ type Sender interface {
 	// through onErr, by index into to (onErr may be nil). It must not
 	// retain m or to.
 	Send(m *ptb.Message, to []peers.Peer, onErr func(peer int, err error)) int
+	// SendBatch relays each message of ms to its recipients as Send does,
+	// with as few system calls as all their frames need. It sets each
+	// message's Sent, returns the frames handed to the kernel in all, and
+	// reports each peer it could not send a message to through onErr, by
+	// index into ms and into that message's To (onErr may be nil). It must
+	// not retain ms.
+	SendBatch(ms []Outgoing, onErr func(msg, peer int, err error)) int
 	// SetPeers tells the transport the current peers ahead of Send, so it
 	// can prepare per-peer state (l2: resolve MACs). The slice is copied.
 	SetPeers(ps []peers.Peer)
@@ -39,6 +46,13 @@ type Sender interface {
 	StateChanged() <-chan struct{}
 	// Close releases the sockets.
 	Close() error
+}
+
+// Outgoing is one message of a SendBatch and, once sent, what became of it.
+type Outgoing struct {
+	M    *ptb.Message
+	To   []peers.Peer
+	Sent int // set by SendBatch: frames of M handed to the kernel
 }
 
 // stateless is embedded by transports that keep no per-peer state.

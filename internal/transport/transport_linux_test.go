@@ -266,6 +266,13 @@ func TestL2UnreachablePeers(t *testing.T) {
 					t.Errorf("reachable peer %s reported: %v", p.Addr(), err)
 				}
 			}
+			// In a batch, a failure names its message and its peer.
+			ms := []Outgoing{{M: m, To: to[:2]}, {M: m, To: to[1:]}}
+			var failed []string
+			n := l2.SendBatch(ms, func(j, i int, err error) { failed = append(failed, fmt.Sprintf("%d/%s", j, ms[j].To[i].Addr())) })
+			if want := []string{"1/" + ghost.String(), "1/" + remote.String()}; n != 3 || ms[0].Sent != 2 || ms[1].Sent != 1 || !slices.Equal(failed, want) {
+				t.Errorf("SendBatch = %d, Sent %d and %d, failed %v; want 3, 2 and 1, %v", n, ms[0].Sent, ms[1].Sent, failed, want)
+			}
 		})
 	}
 	macs := l2.PeerMACs()
@@ -346,6 +353,11 @@ func TestSendDoesNotAllocate(t *testing.T) {
 			onErr := func(i int, err error) { t.Errorf("%s: %s: %v", s.Name(), to[i].Addr(), err) }
 			if a := testing.AllocsPerRun(200, func() { s.Send(m, to, onErr) }); a != 0 {
 				t.Errorf("%s v%d: %v allocations per Send", s.Name(), f, a)
+			}
+			ms := []Outgoing{{M: m, To: to}, {M: m, To: to[:1]}}
+			onErrN := func(j, i int, err error) { t.Errorf("%s: %s: %v", s.Name(), ms[j].To[i].Addr(), err) }
+			if a := testing.AllocsPerRun(200, func() { s.SendBatch(ms, onErrN) }); a != 0 {
+				t.Errorf("%s v%d: %v allocations per SendBatch", s.Name(), f, a)
 			}
 		}
 	}

@@ -114,7 +114,7 @@ func NewTunnel(cfg TunnelConfig) (*Tunnel, error) {
 }
 
 func openTunnel(family int, port uint16) (*sock, error) {
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(SOCK_DGRAM)", err)
 	}
@@ -129,7 +129,9 @@ func openTunnel(family int, port uint16) (*sock, error) {
 	if family == unix.AF_INET6 {
 		name = "tunnel6"
 	}
-	return newSock(fd, family, name, 0, port)
+	// Each slot keeps its own copy of the sealed header: a batch holds the
+	// frames of several messages.
+	return newSock(fd, family, name, tunnelwire.HeaderLen, port)
 }
 
 // Name implements Sender.
@@ -170,6 +172,8 @@ func (t *Tunnel) pick(m *ptb.Message, _ int, p *peers.Peer) (target, error) {
 	return target{sock: si, addr: a}, err
 }
 
-func (t *Tunnel) frame(_ *sock, _ int, m *ptb.Message, _ target) (head, body []byte) {
-	return t.hdr[:], m.Packet
+func (t *Tunnel) frame(s *sock, i int, m *ptb.Message, _ target) (head, body []byte) {
+	h := s.head(i)
+	copy(h, t.hdr[:])
+	return h, m.Packet
 }

@@ -118,6 +118,31 @@ func TestTunnelInNamespaces(t *testing.T) {
 		t.Errorf("counter %d after two messages, want 2", last.Counter)
 	}
 
+	// Two messages in one batch share the sendmmsg calls: each datagram
+	// still carries its own message's sealed header.
+	keys.ring = testKeyring(t, 1)
+	open := tunnelwire.NewOpener(keys.ring)
+	ms := []Outgoing{
+		{M: ptbMessage(4, netip.MustParseAddr("198.51.100.9"), 4009, 1400), To: []peers.Peer{n2.peer(4)}},
+		{M: ptbMessage(6, netip.MustParseAddr("2001:db8:1::9"), 4010, 1280), To: []peers.Peer{n2.peer(4)}},
+	}
+	if got := tu.SendBatch(ms, func(j, i int, err error) { t.Errorf("message %d peer %d: %v", j, i, err) }); got != 2 || ms[0].Sent != 1 || ms[1].Sent != 1 {
+		t.Fatalf("SendBatch = %d, Sent %d and %d; want 2, 1 and 1", got, ms[0].Sent, ms[1].Sent)
+	}
+	for j := range ms {
+		buf := make([]byte, 2048)
+		c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c2.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h tunnelwire.Header
+		pkt, err := open.Open(buf[:n], &h)
+		if err != nil || h.Family != ms[j].M.Family || !bytes.Equal(pkt, ms[j].M.Packet) {
+			t.Fatalf("batched message %d: Open = %v, family %d; want its own %d-byte packet", j, err, h.Family, len(ms[j].M.Packet))
+		}
+	}
+
 	// The sending socket never queues what is sent back to it.
 	if got := tu.Send(ptbMessage(4, netip.MustParseAddr("198.51.100.8"), 4008, 1400), []peers.Peer{n2.peer(4)}, nil); got != 1 {
 		t.Fatalf("Send = %d", got)
