@@ -69,6 +69,11 @@ type cfRig struct {
 
 func newCloudflareRig(t *testing.T, bin string) *cfRig {
 	s := testnet.NewSegment(t, "pcf", 3, 2)
+	if os.Getenv("PMTUD_BENCH_BRNF") == "" { // as newRig: the switch is not the node's work
+		if err := benchrate.NoBridgeNetfilter(s.Switch); err != nil {
+			t.Fatal(err)
+		}
+	}
 	node := s.Nodes[0]
 	rule := "table inet cfbench {\n chain in {\n type filter hook input priority 0\n" +
 		" icmp type destination-unreachable icmp code frag-needed log group 33 queue-threshold 1\n }\n}\n"

@@ -174,23 +174,8 @@ func (r *rig) run(t testing.TB, rate float64, d time.Duration, latency bool) res
 }
 
 // drain waits until both peers counted every frame of phase p, or their
-// counts stopped growing for 300 ms (the rest is lost), at most 5 s.
-func (r *rig) drain(p, sent int) {
-	deadline := time.Now().Add(5 * time.Second)
-	last, still := uint64(0), time.Now()
-	for time.Now().Before(deadline) {
-		a, b := r.peers[0].Count(p), r.peers[1].Count(p)
-		if a >= uint64(sent) && b >= uint64(sent) {
-			return
-		}
-		if a+b != last {
-			last, still = a+b, time.Now()
-		} else if time.Since(still) > 300*time.Millisecond {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// counts stopped growing (waitCopies).
+func (r *rig) drain(p, sent int) { waitCopies(r.peers, p, sent) }
 
 func (r *rig) drops() uint32 {
 	return r.peers[0].Drops() + r.peers[1].Drops() + r.router.Drops()
