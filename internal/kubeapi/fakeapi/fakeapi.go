@@ -19,7 +19,7 @@ import (
 type Server struct {
 	*httptest.Server
 	// Fail makes every request fail with 500 while set.
-	Fail atomic.Bool
+	Fail           atomic.Bool
 	lists, watches atomic.Int64
 
 	mu      sync.Mutex
