@@ -64,11 +64,14 @@ func IsGone(err error) bool {
 	return errors.As(err, &se) && (se.Code == 410 || se.Reason == "Expired" || se.Reason == "Gone")
 }
 
-// DecodeList reads a list response from r one item at a time, handing each
-// encoded item to item, so a list of thousands of objects is never held
-// whole. It returns the list's metadata, which may come before or after
-// the items.
-func DecodeList(r io.Reader, item func(json.RawMessage) error) (ListMeta, error) {
+// Into decodes one JSON value into the value v points to.
+type Into func(v any) error
+
+// DecodeList reads a list response from r one item at a time: item is
+// called once per item and decodes it with into, straight from the stream,
+// so a list of thousands of objects is never held whole. It returns the
+// list's metadata, which may come before or after the items.
+func DecodeList(r io.Reader, item func(into Into) error) (ListMeta, error) {
 	var lm ListMeta
 	d := json.NewDecoder(r)
 	if err := expectDelim(d, '{'); err != nil {
@@ -95,7 +98,7 @@ func DecodeList(r io.Reader, item func(json.RawMessage) error) (ListMeta, error)
 	return lm, expectDelim(d, '}')
 }
 
-func decodeItems(d *json.Decoder, item func(json.RawMessage) error) error {
+func decodeItems(d *json.Decoder, item func(Into) error) error {
 	tok, err := d.Token()
 	if err != nil || tok == nil { // "items": null
 		return err
@@ -103,13 +106,14 @@ func decodeItems(d *json.Decoder, item func(json.RawMessage) error) error {
 	if tok != json.Delim('[') {
 		return fmt.Errorf("items: got %v, want an array", tok)
 	}
-	var raw json.RawMessage
 	for d.More() {
-		raw = raw[:0]
-		if err := d.Decode(&raw); err != nil {
-			return err
+		decoded := false
+		err := item(func(v any) error { decoded = true; return d.Decode(v) })
+		if err == nil && !decoded { // the item was not wanted: skip it
+			var skip json.RawMessage
+			err = d.Decode(&skip)
 		}
-		if err := item(raw); err != nil {
+		if err != nil {
 			return err
 		}
 	}

@@ -17,9 +17,9 @@ func TestDecodeListStreamsItems(t *testing.T) {
 		`{"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}],"extra":{"x":[1,2]},"metadata":{"resourceVersion":"7","continue":"c"}}`,
 	} {
 		var names []string
-		lm, err := DecodeList(strings.NewReader(body), func(raw json.RawMessage) error {
+		lm, err := DecodeList(strings.NewReader(body), func(into Into) error {
 			var n Node
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := into(&n); err != nil {
 				return err
 			}
 			names = append(names, n.Metadata.Name)
@@ -33,12 +33,12 @@ func TestDecodeListStreamsItems(t *testing.T) {
 
 func TestDecodeListErrors(t *testing.T) {
 	for _, body := range []string{``, `[]`, `{"items":{}}`, `{"items":[{}`, `{"metadata":"x"}`, `{"items":[1]`} {
-		if _, err := DecodeList(strings.NewReader(body), func(json.RawMessage) error { return nil }); err == nil {
+		if _, err := DecodeList(strings.NewReader(body), func(into Into) error { var n Node; return into(&n) }); err == nil {
 			t.Errorf("%q: no error", body)
 		}
 	}
 	stop := errors.New("stop")
-	if _, err := DecodeList(strings.NewReader(`{"items":[{}]}`), func(json.RawMessage) error { return stop }); !errors.Is(err, stop) {
+	if _, err := DecodeList(strings.NewReader(`{"items":[{}]}`), func(Into) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("item error lost: %v", err)
 	}
 	if _, err := DecodeList(strings.NewReader(`{"items":null,"metadata":{"resourceVersion":"1"}}`), nil); err != nil {
@@ -97,9 +97,9 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte(`{"type":"ADDED","object":{"metadata":{"name":"a"`))
 	f.Add([]byte(`{"items":[{"metadata":{"name":"a"}}],"metadata":{"resourceVersion":"1"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = DecodeList(bytes.NewReader(data), func(raw json.RawMessage) error {
+		_, _ = DecodeList(bytes.NewReader(data), func(into Into) error {
 			var n Node
-			return json.Unmarshal(raw, &n)
+			return into(&n)
 		})
 		d := NewEventDecoder(bytes.NewReader(data))
 		var ev Event

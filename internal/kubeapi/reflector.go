@@ -27,8 +27,9 @@ type Reflector[V any] struct {
 	Client   Getter
 	Path     string // collection, e.g. NodesPath
 	Selector string // label selector, applied by the server
-	// Decode decodes one encoded object into its metadata and cached value.
-	Decode func(json.RawMessage) (Meta, V, error)
+	// Decode decodes one object with into (once) and returns its metadata
+	// and cached value.
+	Decode func(into Into) (Meta, V, error)
 	// Same reports whether a modified object leaves the cached facts as
 	// they were; then OnChange is not called.
 	Same func(old, new V) bool
@@ -129,18 +130,22 @@ func (r *Reflector[V]) changed() {
 }
 
 // list reads the whole collection into a new cache and returns its
-// resource version. The first list may come from the API server's watch
+// resource version. The first list comes from the API server's watch
 // cache (resourceVersion=0), which spares etcd when thousands of daemons
-// start; a list after an expiry is a consistent, paged read.
+// start; a list after an expiry is a consistent, paged read. Either way
+// items are decoded one at a time as the response streams in.
 func (r *Reflector[V]) list(ctx context.Context, fromCache bool) (string, error) {
 	items := make(map[string]V)
 	q := url.Values{}
 	if r.Selector != "" {
 		q.Set("labelSelector", r.Selector)
 	}
-	q.Set("limit", strconv.Itoa(listPage))
 	if fromCache {
+		// Served whole from the cache in one response; paging it would
+		// turn each further page into a read from etcd.
 		q.Set("resourceVersion", "0")
+	} else {
+		q.Set("limit", strconv.Itoa(listPage))
 	}
 	var lm ListMeta
 	for {
@@ -173,8 +178,8 @@ func (r *Reflector[V]) listPage(ctx context.Context, q url.Values, items map[str
 		return ListMeta{}, err
 	}
 	defer body.Close()
-	return DecodeList(body, func(raw json.RawMessage) error {
-		m, v, err := r.Decode(raw)
+	return DecodeList(body, func(into Into) error {
+		m, v, err := r.Decode(into)
 		if err != nil {
 			return err
 		}
@@ -219,7 +224,7 @@ func (r *Reflector[V]) watch(ctx context.Context, rv *string) (int, error) {
 
 // apply changes the cache by one event.
 func (r *Reflector[V]) apply(ev *Event, rv *string) error {
-	m, v, err := r.Decode(ev.Object)
+	m, v, err := r.Decode(func(v any) error { return json.Unmarshal(ev.Object, v) })
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package kubeapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,9 +33,9 @@ func startNodes(t *testing.T, s *fakeapi.Server) *nodeReflector {
 	}
 	nr := &nodeReflector{changes: make(chan struct{}, 1000)}
 	nr.r = &kubeapi.Reflector[string]{Client: c, Path: kubeapi.NodesPath,
-		Decode: func(raw json.RawMessage) (kubeapi.Meta, string, error) {
+		Decode: func(into kubeapi.Into) (kubeapi.Meta, string, error) {
 			var n kubeapi.Node
-			err := json.Unmarshal(raw, &n)
+			err := into(&n)
 			v := n.Metadata.Name
 			for _, a := range n.Status.Addresses {
 				v += " " + a.Address

@@ -11,7 +11,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -264,9 +263,9 @@ type node struct {
 }
 
 // decode keeps only what peersFrom reads of an encoded Node.
-func (w *Watcher) decode(raw json.RawMessage) (kubeapi.Meta, *node, error) {
+func (w *Watcher) decode(into kubeapi.Into) (kubeapi.Meta, *node, error) {
 	var n kubeapi.Node
-	if err := json.Unmarshal(raw, &n); err != nil {
+	if err := into(&n); err != nil {
 		return kubeapi.Meta{}, nil, fmt.Errorf("node: %w", err)
 	}
 	return n.Metadata, w.trim(&n), nil

@@ -40,6 +40,12 @@ func encode(t testing.TB, obj any) json.RawMessage {
 	return b
 }
 
+// into decodes obj as the API server would send it.
+func into(t testing.TB, obj any) kubeapi.Into {
+	b := encode(t, obj)
+	return func(v any) error { return json.Unmarshal(b, v) }
+}
+
 // object is obj as a map, for the fake API server.
 func object(t testing.TB, obj any) map[string]any {
 	t.Helper()
@@ -53,7 +59,7 @@ func object(t testing.TB, obj any) map[string]any {
 // trimmed is what the Node cache keeps of n.
 func trimmed(t testing.TB, w *Watcher, n *corev1.Node) *node {
 	t.Helper()
-	m, slim, err := w.decode(encode(t, n))
+	m, slim, err := w.decode(into(t, n))
 	if err != nil || m.Name != n.Name || m.ResourceVersion != n.ResourceVersion {
 		t.Fatalf("decode %s: %+v %v", n.Name, m, err)
 	}

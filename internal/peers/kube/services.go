@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,17 +152,17 @@ func sameSlice(o, n fanout.Slice) bool {
 	return o.Service == n.Service && slices.Equal(o.Nodes, n.Nodes)
 }
 
-func decodeService(raw json.RawMessage) (kubeapi.Meta, fanout.Service, error) {
+func decodeService(into kubeapi.Into) (kubeapi.Meta, fanout.Service, error) {
 	var s kubeapi.Service
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := into(&s); err != nil {
 		return kubeapi.Meta{}, fanout.Service{}, fmt.Errorf("service: %w", err)
 	}
 	return s.Metadata, trimService(&s), nil
 }
 
-func decodeSlice(raw json.RawMessage) (kubeapi.Meta, fanout.Slice, error) {
+func decodeSlice(into kubeapi.Into) (kubeapi.Meta, fanout.Slice, error) {
 	var s kubeapi.EndpointSlice
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := into(&s); err != nil {
 		return kubeapi.Meta{}, fanout.Slice{}, fmt.Errorf("endpoint slice: %w", err)
 	}
 	return s.Metadata.Meta, trimSlice(&s), nil

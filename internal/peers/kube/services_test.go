@@ -54,7 +54,7 @@ func TestTransformServiceAndSlice(t *testing.T) {
 	s := apiService("web", "front", true, "10.96.0.10", "192.0.2.10", 443)
 	s.Spec.ExternalIPs = []string{"198.51.100.5", "::ffff:198.51.100.6", "bogus"}
 	s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: 53, Protocol: corev1.ProtocolUDP}, corev1.ServicePort{Port: 9, Protocol: "XTP"})
-	m, f, err := decodeService(encode(t, s))
+	m, f, err := decodeService(into(t, s))
 	if err != nil || m.Key() != "web/front" {
 		t.Fatalf("decode: %+v %v", m, err)
 	}
@@ -67,12 +67,12 @@ func TestTransformServiceAndSlice(t *testing.T) {
 		!slices.Equal(f.Ports, []fanout.Port{{Port: 443, Proto: fanout.TCP}, {Port: 53, Proto: fanout.UDP}}) {
 		t.Errorf("service trimmed to %+v (addresses %v)", f, addrs)
 	}
-	m, sl, err := decodeSlice(encode(t, apiSlice("web", "front", "front-abc", "n2", "n1", "n2", "")))
+	m, sl, err := decodeSlice(into(t, apiSlice("web", "front", "front-abc", "n2", "n1", "n2", "")))
 	if err != nil || m.Key() != "web/front-abc" || sl.Service != "front" || !slices.Equal(sl.Nodes, []string{"", "n1", "n2"}) {
 		t.Errorf("slice trimmed to %+v (%+v, %v)", sl, m, err)
 	}
 	headless := apiService("web", "db", true, "None", "", 5432)
-	if _, got, _ := decodeService(encode(t, headless)); len(got.Addrs) != 0 {
+	if _, got, _ := decodeService(into(t, headless)); len(got.Addrs) != 0 {
 		t.Errorf("headless service has addresses %v", got.Addrs)
 	}
 }
