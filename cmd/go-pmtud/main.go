@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/daemon"
+	"github.com/go-pmtud/go-pmtud/internal/memlimit"
 )
 
 func main() {
@@ -43,6 +44,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if soft := memlimit.Apply(getenv, os.DirFS("/")); soft > 0 {
+		log.Info("soft memory limit from the cgroup's", "bytes", soft, "fraction", memlimit.Fraction)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

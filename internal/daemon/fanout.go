@@ -17,15 +17,11 @@ import (
 // to every peer, so it never holds readiness back; the detail tells which
 // it is doing.
 func serviceWatch(cfg config.Config, m *metrics.Metrics, checks *health.Checker, log *slog.Logger, setFanout func(*fanout.Table)) (func(context.Context) error, error) {
-	rc, err := kube.RESTConfig(cfg.Kubeconfig)
+	client, err := kube.NewClient(cfg.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	svcs, slices, err := kube.NewServiceClients(rc)
-	if err != nil {
-		return nil, err
-	}
-	w, err := kube.NewServiceWatcher(svcs, slices, kube.ServiceConfig{
+	w, err := kube.NewServiceWatcher(client, kube.ServiceConfig{
 		Logger: log.With("component", "kubernetes"), Registerer: m.Registry,
 	}, setFanout)
 	if err != nil {

@@ -522,3 +522,30 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Errorf("Decide allocates %v per message in steady state, want 0", a)
 	}
 }
+
+// TestFlowKeyFields: every field of the flow key tells flows apart (the
+// tables hold hashes of the keys, so a field left out of the hash would
+// merge flows): a flow whose burst is spent does not limit one that
+// differs from it in a single field.
+func TestFlowKeyFields(t *testing.T) {
+	v := testView()
+	for name, edit := range map[string]func(*ptb.Message){
+		"proto":    func(m *ptb.Message) { m.Inner.Proto = 17 },
+		"dst port": func(m *ptb.Message) { m.Inner.DstPort++ },
+		"dst":      func(m *ptb.Message) { m.Inner.Dst = netip.MustParseAddr("192.0.2.99") },
+		"router":   func(m *ptb.Message) { m.Src = netip.MustParseAddr("100.64.9.9") },
+	} {
+		e := newEngine(t, nil)
+		for i := range 50 { // spend the flow's burst; MTU varies so dedup cannot help
+			e.Decide(t0, msg4(40000, 1280+uint32(i)), fromRouter, v)
+		}
+		if r := e.Decide(t0, msg4(40000, 1400), fromRouter, v); r != drop.RateLimitedFlow {
+			t.Fatalf("%s: the spent flow: %v, want rate_limited_flow", name, r)
+		}
+		m := msg4(40000, 1400)
+		edit(m)
+		if r := e.Decide(t0, m, fromRouter, v); r != drop.None {
+			t.Errorf("a flow differing in %s: %v, want relay", name, r)
+		}
+	}
+}

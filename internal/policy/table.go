@@ -84,11 +84,13 @@ type table[K comparable] struct {
 	genStart int64
 }
 
-// maxPrealloc caps the keys a map is sized for up front: the defaults need
-// 2000, while raised limits would otherwise reserve MaxTracked/2 per map
-// (about 20 MB for the three tables) whether or not that traffic ever comes.
-// Beyond it a map grows to need, once, and keeps its memory.
-const maxPrealloc = 4096
+// maxPrealloc caps the keys a map is sized for up front. Sizing for what
+// the global bucket lets through (2000 keys a map by default) kept 1.3 MB
+// resident in a daemon that may never see a PTB, and raised limits would
+// reserve MaxTracked/2 per map (about 20 MB for the three tables). Beyond
+// it a map grows to need, once: clear keeps a map's memory, so a grown map
+// allocates nothing more.
+const maxPrealloc = 64
 
 func newTable[K comparable](maxKeys, hint int, horizon int64) table[K] {
 	half := max(maxKeys/2, 1)

@@ -94,12 +94,9 @@ type tableWatch struct {
 
 func startServiceWatch(t *testing.T, cfg *rest.Config) *tableWatch {
 	t.Helper()
-	svcs, sl, err := kube.NewServiceClients(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tw := &tableWatch{}
-	tw.w, err = kube.NewServiceWatcher(svcs, sl, kube.ServiceConfig{
+	var err error
+	tw.w, err = kube.NewServiceWatcher(nodeClient(t, cfg), kube.ServiceConfig{
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))},
 		func(t *fanout.Table) { tw.mu.Lock(); tw.t, tw.n = t, tw.n+1; tw.mu.Unlock() })
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/peers/kube"
 )
@@ -62,19 +63,21 @@ func setLabels(t testing.TB, c kubernetes.Interface, name string, lbls map[strin
 	}
 }
 
-// nodeClient is the daemon's own Node client (kube.NewClientForConfig).
-func nodeClient(t *testing.T, cfg *rest.Config) kube.NodeClient {
+// nodeClient is the daemon's own API client (internal/kubeapi) with cfg's
+// server, CA and token.
+func nodeClient(t *testing.T, cfg *rest.Config) *kubeapi.Client {
 	t.Helper()
-	c, err := kube.NewClientForConfig(cfg)
+	c, err := kubeapi.New(kubeapi.Config{Server: cfg.Host, CAData: cfg.CAData, Token: cfg.BearerToken})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.CloseIdle)
 	return c
 }
 
 // watchPeers runs kube.Run into a peers.Registry, as the daemon does, until
 // the test ends.
-func watchPeers(t *testing.T, c kube.NodeClient, cfg kube.Config) (*peers.Registry, *kube.Watcher, *prometheus.Registry) {
+func watchPeers(t *testing.T, c kubeapi.Getter, cfg kube.Config) (*peers.Registry, *kube.Watcher, *prometheus.Registry) {
 	t.Helper()
 	reg := peers.NewRegistry()
 	metrics := prometheus.NewRegistry()

@@ -1,19 +1,18 @@
 // Package kube discovers peers from Kubernetes Node objects.
 //
-// A client-go informer watches Nodes (optionally filtered by a label selector,
-// server-side). A transform trims every Node to its name and the addresses of
-// the chosen type before it enters the cache, so memory stays small in
-// clusters of thousands of nodes. On every change that matters the full peer
-// list is published; when the API server goes away the informer keeps its
-// cache, nothing is published, and the last list stays in use while
-// client-go's reflector retries with backoff.
+// A kubeapi.Reflector lists and watches Nodes (optionally filtered by a label
+// selector, server-side). Every Node is decoded into its name and the
+// addresses of the chosen type only, so memory stays small in clusters of
+// thousands of nodes. On every change that matters the full peer list is
+// published; when the API server goes away the cache is kept, nothing is
+// published, and the last list stays in use while the reflector retries
+// with backoff.
 package kube
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -23,14 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 )
 
@@ -66,7 +59,7 @@ type Config struct {
 
 // Watcher publishes the peers found in Node objects.
 type Watcher struct {
-	client  NodeClient
+	client  kubeapi.Getter
 	cfg     Config
 	sel     string
 	publish func([]peers.Peer)
@@ -90,9 +83,9 @@ type errorAt struct {
 
 // New returns a Watcher; it starts nothing until Run. It fails on a bad
 // label selector or address family, and if the metrics cannot be registered.
-func New(client NodeClient, cfg Config, publish func([]peers.Peer)) (*Watcher, error) {
+func New(client kubeapi.Getter, cfg Config, publish func([]peers.Peer)) (*Watcher, error) {
 	if cfg.AddressType == "" {
-		cfg.AddressType = string(corev1.NodeInternalIP)
+		cfg.AddressType = "InternalIP"
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
@@ -102,7 +95,7 @@ func New(client NodeClient, cfg Config, publish func([]peers.Peer)) (*Watcher, e
 			return nil, fmt.Errorf("kubernetes: address family %d: want 4 or 6", f)
 		}
 	}
-	sel, err := labels.Parse(cfg.LabelSelector)
+	sel, err := kubeapi.CheckSelector(cfg.LabelSelector)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: node selector %q: %w", cfg.LabelSelector, err)
 	}
@@ -113,7 +106,7 @@ func New(client NodeClient, cfg Config, publish func([]peers.Peer)) (*Watcher, e
 	w := &Watcher{
 		client:  client,
 		cfg:     cfg,
-		sel:     sel.String(),
+		sel:     sel,
 		publish: publish,
 		log:     log.With("source", Source),
 		kick:    make(chan struct{}, 1),
@@ -131,7 +124,7 @@ func New(client NodeClient, cfg Config, publish func([]peers.Peer)) (*Watcher, e
 // complete; after that, every change to the peer list is published within
 // about Debounce. API errors never end Run: they are logged and counted while
 // the last published list stays in use.
-func Run(ctx context.Context, client NodeClient, cfg Config, publish func([]peers.Peer)) error {
+func Run(ctx context.Context, client kubeapi.Getter, cfg Config, publish func([]peers.Peer)) error {
 	w, err := New(client, cfg, publish)
 	if err != nil {
 		return err
@@ -150,70 +143,63 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Warn("no node name given (--nodename): this node's own Node object is a peer too")
 	}
 
-	informer := cache.NewSharedIndexInformerWithOptions(w.listWatch(), &corev1.Node{},
-		cache.SharedIndexInformerOptions{ObjectDescription: "nodes"})
-	if err := informer.SetTransform(w.transform); err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
+	nodes := &kubeapi.Reflector[*node]{
+		Client: w.client, Path: kubeapi.NodesPath, Selector: w.sel, Decode: w.decode,
+		// Node status heartbeats update every Node regularly; only a
+		// change of the (already trimmed) addresses changes the peers.
+		Same:      func(o, n *node) bool { return slices.Equal(o.addrs, n.addrs) },
+		OnChange:  w.poke,
+		OnContact: w.contact,
+		OnError:   func(what string, err error) { w.failed(ctx, what, err) },
 	}
-	if err := informer.SetWatchErrorHandlerWithContext(w.onWatchError); err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
-	}
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { w.poke() },
-		UpdateFunc: func(oldObj, newObj any) {
-			// Node status heartbeats update every Node regularly; only a
-			// change of the (already trimmed) addresses changes the peers.
-			o, ok1 := oldObj.(*node)
-			n, ok2 := newObj.(*node)
-			if !ok1 || !ok2 || !slices.Equal(o.addrs, n.addrs) {
-				w.poke()
-			}
-		},
-		DeleteFunc: func(any) { w.poke() },
-	}); err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
-	}
-
 	w.log.Info("watching nodes", "selector", w.sel, "address_type", w.cfg.AddressType, "node", w.cfg.NodeName)
 	start := time.Now()
 	var wg sync.WaitGroup
-	wg.Go(func() { informer.RunWithContext(ctx) })
+	wg.Go(func() { nodes.Run(ctx) })
 	defer wg.Wait()
 
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return nil // ctx done before the first list arrived
+	for !nodes.HasSynced() {
+		select {
+		case <-ctx.Done():
+			return nil // ctx done before the first list arrived
+		case <-w.kick:
+		}
 	}
 	w.synced.Store(true)
-	var last []peers.Peer
-	last = w.update(informer.GetStore(), nil, true)
+	last := w.update(nodes.List(), nil, true)
 	w.log.Info("initial node list", "peers", len(last), "took", time.Since(start).Round(time.Millisecond))
+	w.follow(ctx, nodes, last)
+	return nil
+}
 
+// follow publishes the peers again after every burst of changes.
+func (w *Watcher) follow(ctx context.Context, nodes *kubeapi.Reflector[*node], last []peers.Peer) {
 	debounce := time.NewTimer(0)
 	<-debounce.C
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-w.kick:
 			debounce.Reset(w.cfg.Debounce)
 			select {
 			case <-ctx.Done():
 				debounce.Stop()
-				return nil
+				return
 			case <-debounce.C:
 			}
 			select { // changes that came during the wait are in this list
 			case <-w.kick:
 			default:
 			}
-			last = w.update(informer.GetStore(), last, false)
+			last = w.update(nodes.List(), last, false)
 		}
 	}
 }
 
 // update publishes the peers in store when they differ from last.
-func (w *Watcher) update(store cache.Store, last []peers.Peer, force bool) []peers.Peer {
-	list := w.peersFrom(store.List())
+func (w *Watcher) update(nodes []*node, last []peers.Peer, force bool) []peers.Peer {
+	list := w.peersFrom(nodes)
 	if !force && slices.Equal(list, last) {
 		return last
 	}
@@ -235,11 +221,10 @@ func (w *Watcher) poke() {
 // peersFrom turns cached nodes into peers, one per node with its address of
 // each family, sorted by name, so two lists compare equal exactly when they
 // hold the same peers.
-func (w *Watcher) peersFrom(objs []any) []peers.Peer {
-	list := make([]peers.Peer, 0, len(objs))
-	for _, obj := range objs {
-		n, ok := obj.(*node)
-		if !ok || n.name == w.cfg.NodeName {
+func (w *Watcher) peersFrom(nodes []*node) []peers.Peer {
+	list := make([]peers.Peer, 0, len(nodes))
+	for _, n := range nodes {
+		if n.name == w.cfg.NodeName {
 			continue
 		}
 		p := peers.Peer{Name: n.name}
@@ -269,30 +254,28 @@ func (w *Watcher) wantFamily(a netip.Addr) bool {
 	return slices.Contains(w.cfg.Families, f)
 }
 
-// node is what the informer caches of a Node: its name, resource version and
-// the addresses that make peers, about 80 bytes where a *corev1.Node, even
-// emptied, takes 900 (and a real one with images and conditions, kilobytes).
+// node is what the cache keeps of a Node: its name and the addresses that
+// make peers, about 60 bytes where a decoded corev1.Node with its images and
+// conditions takes kilobytes.
 type node struct {
-	name, resourceVersion string
-	addrs                 []netip.Addr
+	name  string
+	addrs []netip.Addr
 }
 
-// GetObjectMeta lets client-go's cache key and version the node
-// (meta.Accessor); it is called only on cache operations.
-func (n *node) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Name: n.name, ResourceVersion: n.resourceVersion}
-}
-
-// transform keeps only what peersFrom reads: it runs on every Node as it
-// arrives, before the informer caches it (also while the initial list streams).
-func (w *Watcher) transform(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return obj, nil // already a *node, or a DeletedFinalStateUnknown tombstone
+// decode keeps only what peersFrom reads of an encoded Node.
+func (w *Watcher) decode(into kubeapi.Into) (kubeapi.Meta, *node, error) {
+	var n kubeapi.Node
+	if err := into(&n); err != nil {
+		return kubeapi.Meta{}, nil, fmt.Errorf("node: %w", err)
 	}
-	slim := &node{name: n.Name, resourceVersion: n.ResourceVersion}
+	return n.Metadata, w.trim(&n), nil
+}
+
+// trim turns a decoded Node into what the cache keeps.
+func (w *Watcher) trim(n *kubeapi.Node) *node {
+	slim := &node{name: n.Metadata.Name}
 	for _, a := range n.Status.Addresses {
-		if string(a.Type) != w.cfg.AddressType {
+		if a.Type != w.cfg.AddressType {
 			continue
 		}
 		addr, err := netip.ParseAddr(a.Address)
@@ -303,49 +286,7 @@ func (w *Watcher) transform(obj any) (any, error) {
 			slim.addrs = append(slim.addrs, addr)
 		}
 	}
-	return slim, nil
-}
-
-// listWatch lists and watches Nodes with the label selector, recording every
-// successful request and event as contact with the API server and every
-// failed one as a watch error: the reflector retries a refused watch on its
-// own without calling the watch error handler, so the handler alone would
-// not see an API server that is down.
-func (w *Watcher) listWatch() cache.ListerWatcher {
-	nodes := w.client
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.LabelSelector = w.sel
-			obj, err := nodes.List(ctx, opts)
-			if err != nil {
-				w.failed(ctx, "list", err)
-				return nil, err
-			}
-			w.contact()
-			return obj, nil
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.LabelSelector = w.sel
-			wi, err := nodes.Watch(ctx, opts)
-			if err != nil {
-				w.failed(ctx, "watch", err)
-				return nil, err
-			}
-			w.contact()
-			return watch.Filter(wi, func(ev watch.Event) (watch.Event, bool) {
-				if ev.Type == watch.Error {
-					w.failed(ctx, "watch", apierrors.FromObject(ev.Object))
-				} else {
-					w.contact()
-				}
-				return ev, true
-			}), nil
-		},
-	}
-	// Lets the reflector stream the initial list (WatchList), which avoids
-	// holding whole list pages in memory, unless the client says it cannot
-	// (client-go's fakes: IsWatchListSemanticsUnSupported).
-	return cache.ToListWatcherWithWatchListSemantics(lw, w.client)
+	return slim
 }
 
 func (w *Watcher) contact() {
@@ -356,9 +297,9 @@ func (w *Watcher) contact() {
 }
 
 // failed counts and logs a failed list or watch. A watch that expired (the
-// server compacted past our resource version) is routine and not counted.
+// server compacted past our resource version) is routine and never comes here.
 func (w *Watcher) failed(ctx context.Context, what string, err error) {
-	if ctx.Err() != nil || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+	if ctx.Err() != nil {
 		return
 	}
 	w.watchErrors.Add(1)
@@ -371,18 +312,6 @@ func (w *Watcher) failed(ctx context.Context, what string, err error) {
 	} else {
 		w.log.Debug("kubernetes API request failed", "request", what, "err", err)
 	}
-}
-
-// onWatchError sees what ListAndWatch returned; failures of our own requests
-// were counted in listWatch already.
-func (w *Watcher) onWatchError(ctx context.Context, _ *cache.Reflector, err error) {
-	if last := w.lastErr.Load(); last != nil && errors.Is(err, last.err) {
-		return
-	}
-	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		return // the stream ended; the next request tells whether the server is there
-	}
-	w.failed(ctx, "list and watch", err)
 }
 
 // Synced reports whether the initial Node list has been received and published.

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"sync"
@@ -11,8 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi/fakeapi"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 )
 
@@ -28,13 +30,41 @@ func apiNode(name string, addrs ...corev1.NodeAddress) *corev1.Node {
 	}
 }
 
-// fakeNodeClient is client-go's fake Node client, which cannot stream an
-// initial list (WatchList), so it says so as the fake clientset does.
-type fakeNodeClient struct{ NodeClient }
+// encode is obj as the API server sends it.
+func encode(t testing.TB, obj any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
-func (fakeNodeClient) IsWatchListSemanticsUnSupported() bool { return true }
+// into decodes obj as the API server would send it.
+func into(t testing.TB, obj any) kubeapi.Into {
+	b := encode(t, obj)
+	return func(v any) error { return json.Unmarshal(b, v) }
+}
 
-func fakeNodes(c *fake.Clientset) NodeClient { return fakeNodeClient{c.CoreV1().Nodes()} }
+// object is obj as a map, for the fake API server.
+func object(t testing.TB, obj any) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(encode(t, obj), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// trimmed is what the Node cache keeps of n.
+func trimmed(t testing.TB, w *Watcher, n *corev1.Node) *node {
+	t.Helper()
+	m, slim, err := w.decode(into(t, n))
+	if err != nil || m.Name != n.Name || m.ResourceVersion != n.ResourceVersion {
+		t.Fatalf("decode %s: %+v %v", n.Name, m, err)
+	}
+	return slim
+}
 
 func internal(a string) corev1.NodeAddress {
 	return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a}
@@ -54,46 +84,34 @@ func TestTransformKeepsOnlyNameAndPeerAddresses(t *testing.T) {
 		{Config{Families: []int{6}}, []string{"fd00::1"}},
 		{Config{AddressType: "ExternalIP"}, []string{"192.0.2.1"}},
 	} {
-		w, err := New(fakeNodes(fake.NewClientset()), tc.cfg, func([]peers.Peer) {})
+		w, err := New(nil, tc.cfg, func([]peers.Peer) {})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := w.transform(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := got.(*node)
+		g := trimmed(t, w, n)
 		var addrs []string
 		for _, a := range g.addrs {
 			addrs = append(addrs, a.String())
 		}
-		if g.name != "n1" || g.resourceVersion != "42" || !slices.Equal(addrs, tc.want) {
-			t.Errorf("%+v: transformed to %+v, want addresses %q", tc.cfg, g, tc.want)
-		}
-		// The cache can key and version it, and transforming again is a no-op.
-		if m := g.GetObjectMeta(); m.GetName() != "n1" || m.GetResourceVersion() != "42" {
-			t.Errorf("object meta %+v", m)
-		}
-		if again, _ := w.transform(g); again != g {
-			t.Error("second transform changed the node")
+		if g.name != "n1" || !slices.Equal(addrs, tc.want) {
+			t.Errorf("%+v: trimmed to %+v, want addresses %q", tc.cfg, g, tc.want)
 		}
 	}
 }
 
 func TestPeersFrom(t *testing.T) {
-	w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self"}, nil)
+	w, err := New(nil, Config{NodeName: "self"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var objs []any
+	var objs []*node
 	for _, n := range []*corev1.Node{
 		apiNode("self", internal("10.0.0.1")),
 		apiNode("b", internal("10.0.0.3"), internal("fd00::3")),
 		apiNode("a", internal("10.0.0.2")),
 		apiNode("none"),
 	} {
-		o, _ := w.transform(n)
-		objs = append(objs, o)
+		objs = append(objs, trimmed(t, w, n))
 	}
 	var got []string
 	for _, p := range w.peersFrom(objs) {
@@ -105,10 +123,10 @@ func TestPeersFrom(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(fakeNodes(fake.NewClientset()), Config{LabelSelector: "a in (b"}, nil); err == nil {
+	if _, err := New(nil, Config{LabelSelector: "a in (b"}, nil); err == nil {
 		t.Error("bad selector accepted")
 	}
-	if _, err := New(fakeNodes(fake.NewClientset()), Config{Families: []int{5}}, nil); err == nil {
+	if _, err := New(nil, Config{Families: []int{5}}, nil); err == nil {
 		t.Error("family 5 accepted")
 	}
 }
@@ -160,10 +178,16 @@ func (r *recorder) waitFor(t *testing.T, want ...string) {
 
 func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	client := fake.NewClientset(apiNode("self", internal("10.0.0.1")), apiNode("n2", internal("10.0.0.2")))
+	srv := fakeapi.New(t)
+	srv.Put(kubeapi.NodesPath, object(t, apiNode("self", internal("10.0.0.1"))))
+	srv.Put(kubeapi.NodesPath, object(t, apiNode("n2", internal("10.0.0.2"))))
+	client, err := kubeapi.New(kubeapi.Config{Server: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := newRecorder()
 	reg := prometheus.NewRegistry()
-	w, err := New(fakeNodes(client), Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
+	w, err := New(client, Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,16 +210,11 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 	if metricValue(t, reg, "gopmtud_kubernetes_synced") != 1 {
 		t.Error("synced metric not 1")
 	}
-	nodes := client.CoreV1().Nodes()
-	if _, err := nodes.Create(ctx, apiNode("n3", internal("fd00::3")), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.NodesPath, object(t, apiNode("n3", internal("fd00::3"))))
 	rec.waitFor(t, "10.0.0.2 n2", "fd00::3 n3")
 
 	n2 := apiNode("n2", internal("10.0.0.22"))
-	if _, err := nodes.Update(ctx, n2, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.NodesPath, object(t, n2))
 	rec.waitFor(t, "10.0.0.22 n2", "fd00::3 n3")
 
 	// An update that leaves the addresses alone publishes nothing.
@@ -203,12 +222,8 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 	before := len(rec.lists)
 	rec.mu.Unlock()
 	n2.Labels["heartbeat"] = "1"
-	if _, err := nodes.Update(ctx, n2, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nodes.Delete(ctx, "n3", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.NodesPath, object(t, n2))
+	srv.Delete(kubeapi.NodesPath, "/n3")
 	rec.waitFor(t, "10.0.0.22 n2")
 	rec.mu.Lock()
 	if n := len(rec.lists) - before; n != 1 {
@@ -240,7 +255,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // them is the transport's business, and a peer nobody answers for is a
 // readiness detail, not a failure (internal/daemon).
 func TestNotReadyAndCordonedNodesStayPeers(t *testing.T) {
-	w, err := New(fakeNodes(fake.NewClientset()), Config{NodeName: "self"}, nil)
+	w, err := New(nil, Config{NodeName: "self"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,10 +263,9 @@ func TestNotReadyAndCordonedNodesStayPeers(t *testing.T) {
 	notReady.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
 	cordoned := apiNode("cordoned", internal("10.0.0.6"))
 	cordoned.Spec.Unschedulable = true
-	var objs []any
+	var objs []*node
 	for _, n := range []*corev1.Node{notReady, cordoned} {
-		o, _ := w.transform(n)
-		objs = append(objs, o)
+		objs = append(objs, trimmed(t, w, n))
 	}
 	if got := w.peersFrom(objs); len(got) != 2 {
 		t.Fatalf("peers = %+v, want the NotReady and the cordoned node", got)

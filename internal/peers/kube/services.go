@@ -12,14 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
 )
 
 // ServiceConfig configures the Service and EndpointSlice watch.
@@ -38,11 +33,10 @@ type ServiceConfig struct {
 // objects only, and when the API server goes away the last table stays in
 // use. Until the first table is published the relay sends to every peer.
 type ServiceWatcher struct {
-	services ServiceClient
-	slices   SliceClient
-	cfg      ServiceConfig
-	publish  func(*fanout.Table)
-	log      *slog.Logger
+	client  kubeapi.Getter
+	cfg     ServiceConfig
+	publish func(*fanout.Table)
+	log     *slog.Logger
 
 	synced  atomic.Bool
 	errors  atomic.Uint64
@@ -53,7 +47,7 @@ type ServiceWatcher struct {
 }
 
 // NewServiceWatcher returns a watcher; it starts nothing until Run.
-func NewServiceWatcher(services ServiceClient, slcs SliceClient, cfg ServiceConfig, publish func(*fanout.Table)) (*ServiceWatcher, error) {
+func NewServiceWatcher(client kubeapi.Getter, cfg ServiceConfig, publish func(*fanout.Table)) (*ServiceWatcher, error) {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
 	}
@@ -61,7 +55,7 @@ func NewServiceWatcher(services ServiceClient, slcs SliceClient, cfg ServiceConf
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &ServiceWatcher{services: services, slices: slcs, cfg: cfg, publish: publish,
+	w := &ServiceWatcher{client: client, cfg: cfg, publish: publish,
 		log: log.With("source", "services"), kick: make(chan struct{}, 1)}
 	if cfg.Registerer != nil {
 		if err := w.register(cfg.Registerer); err != nil {
@@ -78,73 +72,59 @@ func (w *ServiceWatcher) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("kubernetes: ServiceWatcher.Run called twice")
 	}
-	svcInf, err := w.informer(w.serviceLW(), &corev1.Service{}, "services", transformService)
-	if err != nil {
-		return err
-	}
+	fail := func(what string, err error) { w.failed(ctx, what, err) }
+	svcs := &kubeapi.Reflector[fanout.Service]{Client: w.client, Path: kubeapi.ServicesPath,
+		Decode: decodeService, Same: sameService, OnChange: w.poke, OnError: fail}
 	// Only slices that belong to a Service are of use: the API server filters.
-	sliceInf, err := w.informer(w.sliceLW(discoveryv1.LabelServiceName), &discoveryv1.EndpointSlice{}, "endpointslices", transformSlice)
-	if err != nil {
-		return err
-	}
+	sls := &kubeapi.Reflector[fanout.Slice]{Client: w.client, Path: kubeapi.EndpointSlicesPath,
+		Selector: kubeapi.LabelServiceName, Decode: decodeSlice, Same: sameSlice, OnChange: w.poke, OnError: fail}
 	start := time.Now()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { svcInf.RunWithContext(ctx) })
-	wg.Go(func() { sliceInf.RunWithContext(ctx) })
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced) {
-		return nil
+	wg.Go(func() { svcs.Run(ctx) })
+	wg.Go(func() { sls.Run(ctx) })
+	for !svcs.HasSynced() || !sls.HasSynced() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.kick:
+		}
 	}
 	select { // the initial adds are in the first build
 	case <-w.kick:
 	default:
 	}
-	w.build(svcInf.GetStore(), sliceInf.GetStore())
+	w.build(svcs.List(), sls.List())
 	w.synced.Store(true)
-	w.log.Info("initial services and endpoint slices", "services", len(svcInf.GetStore().ListKeys()),
-		"endpoint_slices", len(sliceInf.GetStore().ListKeys()), "targeted_keys", w.keys.Load(), "took", time.Since(start).Round(time.Millisecond))
+	w.log.Info("initial services and endpoint slices", "services", svcs.Len(),
+		"endpoint_slices", sls.Len(), "targeted_keys", w.keys.Load(), "took", time.Since(start).Round(time.Millisecond))
+	w.follow(ctx, svcs, sls)
+	return nil
+}
 
+// follow builds the table again after every burst of changes.
+func (w *ServiceWatcher) follow(ctx context.Context, svcs *kubeapi.Reflector[fanout.Service], sls *kubeapi.Reflector[fanout.Slice]) {
 	debounce := time.NewTimer(0)
 	<-debounce.C
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-w.kick:
 		}
 		debounce.Reset(w.cfg.Debounce)
 		select {
 		case <-ctx.Done():
 			debounce.Stop()
-			return nil
+			return
 		case <-debounce.C:
 		}
 		select { // changes that came during the wait are in this build
 		case <-w.kick:
 		default:
 		}
-		w.build(svcInf.GetStore(), sliceInf.GetStore())
+		w.build(svcs.List(), sls.List())
 	}
-}
-
-func (w *ServiceWatcher) informer(lw cache.ListerWatcher, obj runtime.Object, what string, tf cache.TransformFunc) (cache.SharedIndexInformer, error) {
-	inf := cache.NewSharedIndexInformerWithOptions(lw, obj, cache.SharedIndexInformerOptions{ObjectDescription: what})
-	if err := inf.SetTransform(tf); err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { w.poke() },
-		// Most updates (endpoint readiness, status) leave the trimmed facts alone.
-		UpdateFunc: func(o, n any) {
-			if !sameFacts(o, n) {
-				w.poke()
-			}
-		},
-		DeleteFunc: func(any) { w.poke() },
-	}); err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	return inf, nil
 }
 
 func (w *ServiceWatcher) poke() {
@@ -154,68 +134,44 @@ func (w *ServiceWatcher) poke() {
 	}
 }
 
-// build publishes the table of what the stores hold.
-func (w *ServiceWatcher) build(svcStore, sliceStore cache.Store) {
-	objs := svcStore.List()
-	svcs := make([]fanout.Service, 0, len(objs))
-	for _, o := range objs {
-		if s, ok := o.(*service); ok {
-			svcs = append(svcs, s.f)
-		}
-	}
-	objs = sliceStore.List()
-	sl := make([]fanout.Slice, 0, len(objs))
-	for _, o := range objs {
-		if s, ok := o.(*slice); ok && s.f.Service != "" {
-			sl = append(sl, s.f)
-		}
-	}
+// build publishes the table of what the caches hold.
+func (w *ServiceWatcher) build(svcs []fanout.Service, all []fanout.Slice) {
+	sl := slices.DeleteFunc(all, func(s fanout.Slice) bool { return s.Service == "" })
 	t := fanout.Build(svcs, sl)
 	w.keys.Store(int64(t.Len()))
 	w.builtAt.Store(time.Now().UnixNano())
 	w.publish(t)
 }
 
-// service is what the informer caches of a Service.
-type service struct {
-	rv string
-	f  fanout.Service
+// Most updates (endpoint readiness, status) leave the cached facts alone.
+func sameService(o, n fanout.Service) bool {
+	return o.Local == n.Local && slices.Equal(o.Addrs, n.Addrs) && slices.Equal(o.Ports, n.Ports)
 }
 
-func (s *service) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: s.f.Namespace, Name: s.f.Name, ResourceVersion: s.rv}
+func sameSlice(o, n fanout.Slice) bool {
+	return o.Service == n.Service && slices.Equal(o.Nodes, n.Nodes)
 }
 
-// slice is what the informer caches of an EndpointSlice.
-type slice struct {
-	name, rv string
-	f        fanout.Slice
-}
-
-func (s *slice) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: s.f.Namespace, Name: s.name, ResourceVersion: s.rv}
-}
-
-func sameFacts(o, n any) bool {
-	switch o := o.(type) {
-	case *service:
-		n, ok := n.(*service)
-		return ok && o.f.Local == n.f.Local && slices.Equal(o.f.Addrs, n.f.Addrs) && slices.Equal(o.f.Ports, n.f.Ports)
-	case *slice:
-		n, ok := n.(*slice)
-		return ok && o.f.Service == n.f.Service && slices.Equal(o.f.Nodes, n.f.Nodes)
+func decodeService(into kubeapi.Into) (kubeapi.Meta, fanout.Service, error) {
+	var s kubeapi.Service
+	if err := into(&s); err != nil {
+		return kubeapi.Meta{}, fanout.Service{}, fmt.Errorf("service: %w", err)
 	}
-	return false
+	return s.Metadata, trimService(&s), nil
 }
 
-// transformService keeps the Service's policy, addresses and ports.
-func transformService(obj any) (any, error) {
-	s, ok := obj.(*corev1.Service)
-	if !ok {
-		return obj, nil
+func decodeSlice(into kubeapi.Into) (kubeapi.Meta, fanout.Slice, error) {
+	var s kubeapi.EndpointSlice
+	if err := into(&s); err != nil {
+		return kubeapi.Meta{}, fanout.Slice{}, fmt.Errorf("endpoint slice: %w", err)
 	}
-	out := &service{rv: s.ResourceVersion, f: fanout.Service{Namespace: s.Namespace, Name: s.Name,
-		Local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}}
+	return s.Metadata.Meta, trimSlice(&s), nil
+}
+
+// trimService keeps the Service's policy, addresses and ports.
+func trimService(s *kubeapi.Service) fanout.Service {
+	out := fanout.Service{Namespace: s.Metadata.Namespace, Name: s.Metadata.Name,
+		Local: s.Spec.ExternalTrafficPolicy == "Local"}
 	addrs := append(slices.Clone(s.Spec.ClusterIPs), s.Spec.ExternalIPs...)
 	if len(s.Spec.ClusterIPs) == 0 {
 		addrs = append(addrs, s.Spec.ClusterIP)
@@ -225,86 +181,49 @@ func transformService(obj any) (any, error) {
 	}
 	for _, a := range addrs {
 		if ip, err := netip.ParseAddr(a); err == nil && ip.Zone() == "" {
-			out.f.Addrs = append(out.f.Addrs, ip.Unmap())
+			out.Addrs = append(out.Addrs, ip.Unmap())
 		}
 	}
-	slices.SortFunc(out.f.Addrs, netip.Addr.Compare)
-	out.f.Addrs = slices.Compact(out.f.Addrs)
+	slices.SortFunc(out.Addrs, netip.Addr.Compare)
+	out.Addrs = slices.Compact(out.Addrs)
 	for _, p := range s.Spec.Ports {
 		if proto, ok := protoNumber(p.Protocol); ok && p.Port > 0 && p.Port < 1<<16 {
-			out.f.Ports = append(out.f.Ports, fanout.Port{Port: uint16(p.Port), Proto: proto})
+			out.Ports = append(out.Ports, fanout.Port{Port: uint16(p.Port), Proto: proto})
 		}
 	}
-	return out, nil
+	return out
 }
 
-func protoNumber(p corev1.Protocol) (uint8, bool) {
+func protoNumber(p string) (uint8, bool) {
 	switch p {
-	case corev1.ProtocolTCP, "":
+	case "TCP", "":
 		return fanout.TCP, true
-	case corev1.ProtocolUDP:
+	case "UDP":
 		return fanout.UDP, true
-	case corev1.ProtocolSCTP:
+	case "SCTP":
 		return fanout.SCTP, true
 	}
 	return 0, false
 }
 
-// transformSlice keeps the slice's Service and its endpoints' nodes, sorted
+// trimSlice keeps the slice's Service and its endpoints' nodes, sorted
 // and unique ("" for an endpoint whose node is not given).
-func transformSlice(obj any) (any, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return obj, nil
-	}
-	out := &slice{name: s.Name, rv: s.ResourceVersion, f: fanout.Slice{Namespace: s.Namespace, Service: s.Labels[discoveryv1.LabelServiceName]}}
+func trimSlice(s *kubeapi.EndpointSlice) fanout.Slice {
+	out := fanout.Slice{Namespace: s.Metadata.Namespace, Service: s.Metadata.Labels[kubeapi.LabelServiceName]}
 	for _, e := range s.Endpoints {
 		n := ""
 		if e.NodeName != nil {
 			n = *e.NodeName
 		}
-		out.f.Nodes = append(out.f.Nodes, n)
+		out.Nodes = append(out.Nodes, n)
 	}
-	slices.Sort(out.f.Nodes)
-	out.f.Nodes = slices.Clip(slices.Compact(out.f.Nodes))
-	return out, nil
-}
-
-func (w *ServiceWatcher) serviceLW() cache.ListerWatcher {
-	return w.lw(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return w.services.List(ctx, o)
-	},
-		w.services.Watch, "", w.services)
-}
-
-func (w *ServiceWatcher) sliceLW(selector string) cache.ListerWatcher {
-	return w.lw(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return w.slices.List(ctx, o) },
-		w.slices.Watch, selector, w.slices)
-}
-
-// lw wraps a list and a watch, counting failed requests (the reflector
-// retries them with backoff; the last table stays in use meanwhile).
-func (w *ServiceWatcher) lw(list func(context.Context, metav1.ListOptions) (runtime.Object, error),
-	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), selector string, client any) cache.ListerWatcher {
-	l := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.LabelSelector = selector
-			obj, err := list(ctx, opts)
-			w.failed(ctx, "list", err)
-			return obj, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.LabelSelector = selector
-			wi, err := watchFn(ctx, opts)
-			w.failed(ctx, "watch", err)
-			return wi, err
-		},
-	}
-	return cache.ToListWatcherWithWatchListSemantics(l, client)
+	slices.Sort(out.Nodes)
+	out.Nodes = slices.Clip(slices.Compact(out.Nodes))
+	return out
 }
 
 func (w *ServiceWatcher) failed(ctx context.Context, what string, err error) {
-	if err == nil || ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return
 	}
 	// The reflector retries with backoff; log the 1st, 2nd, 4th, 8th ...

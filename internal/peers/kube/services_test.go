@@ -13,18 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
+	"github.com/go-pmtud/go-pmtud/internal/kubeapi/fakeapi"
 )
-
-type fakeServices struct{ ServiceClient }
-
-func (fakeServices) IsWatchListSemanticsUnSupported() bool { return true }
-
-type fakeSlices struct{ SliceClient }
-
-func (fakeSlices) IsWatchListSemanticsUnSupported() bool { return true }
 
 func apiService(ns, name string, local bool, clusterIP, lbIP string, port int32) *corev1.Service {
 	s := &corev1.Service{
@@ -61,27 +54,26 @@ func TestTransformServiceAndSlice(t *testing.T) {
 	s := apiService("web", "front", true, "10.96.0.10", "192.0.2.10", 443)
 	s.Spec.ExternalIPs = []string{"198.51.100.5", "::ffff:198.51.100.6", "bogus"}
 	s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: 53, Protocol: corev1.ProtocolUDP}, corev1.ServicePort{Port: 9, Protocol: "XTP"})
-	got, _ := transformService(s)
-	g := got.(*service)
+	m, f, err := decodeService(into(t, s))
+	if err != nil || m.Key() != "web/front" {
+		t.Fatalf("decode: %+v %v", m, err)
+	}
 	var addrs []string
-	for _, a := range g.f.Addrs {
+	for _, a := range f.Addrs {
 		addrs = append(addrs, a.String())
 	}
-	if !g.f.Local || g.f.Namespace != "web" || g.f.Name != "front" ||
+	if !f.Local || f.Namespace != "web" || f.Name != "front" ||
 		!slices.Equal(addrs, []string{"10.96.0.10", "192.0.2.10", "198.51.100.5", "198.51.100.6"}) ||
-		!slices.Equal(g.f.Ports, []fanout.Port{{Port: 443, Proto: fanout.TCP}, {Port: 53, Proto: fanout.UDP}}) {
-		t.Errorf("service trimmed to %+v (addresses %v)", g.f, addrs)
+		!slices.Equal(f.Ports, []fanout.Port{{Port: 443, Proto: fanout.TCP}, {Port: 53, Proto: fanout.UDP}}) {
+		t.Errorf("service trimmed to %+v (addresses %v)", f, addrs)
 	}
-	if m := g.GetObjectMeta(); m.GetNamespace() != "web" || m.GetName() != "front" {
-		t.Errorf("meta %+v", m)
-	}
-	sl, _ := transformSlice(apiSlice("web", "front", "front-abc", "n2", "n1", "n2", ""))
-	if f := sl.(*slice).f; f.Service != "front" || !slices.Equal(f.Nodes, []string{"", "n1", "n2"}) {
-		t.Errorf("slice trimmed to %+v", f)
+	m, sl, err := decodeSlice(into(t, apiSlice("web", "front", "front-abc", "n2", "n1", "n2", "")))
+	if err != nil || m.Key() != "web/front-abc" || sl.Service != "front" || !slices.Equal(sl.Nodes, []string{"", "n1", "n2"}) {
+		t.Errorf("slice trimmed to %+v (%+v, %v)", sl, m, err)
 	}
 	headless := apiService("web", "db", true, "None", "", 5432)
-	if got, _ := transformService(headless); len(got.(*service).f.Addrs) != 0 {
-		t.Errorf("headless service has addresses %v", got.(*service).f.Addrs)
+	if _, got, _ := decodeService(into(t, headless)); len(got.Addrs) != 0 {
+		t.Errorf("headless service has addresses %v", got.Addrs)
 	}
 }
 
@@ -89,16 +81,19 @@ func TestTransformServiceAndSlice(t *testing.T) {
 // endpoint churn that keeps the nodes publishes nothing new, and a move of
 // an endpoint to another node shows within the debounce.
 func TestServiceWatch(t *testing.T) {
-	c := fake.NewClientset(
-		apiService("web", "front", true, "10.96.0.10", "192.0.2.10", 443),
-		apiService("web", "cluster", false, "10.96.0.11", "192.0.2.11", 443),
-		apiSlice("web", "front", "front-1", "n1", "n2"),
-		apiSlice("web", "cluster", "cluster-1", "n3"),
-	)
+	srv := fakeapi.New(t)
+	srv.Put(kubeapi.ServicesPath, object(t, apiService("web", "front", true, "10.96.0.10", "192.0.2.10", 443)))
+	srv.Put(kubeapi.ServicesPath, object(t, apiService("web", "cluster", false, "10.96.0.11", "192.0.2.11", 443)))
+	srv.Put(kubeapi.EndpointSlicesPath, object(t, apiSlice("web", "front", "front-1", "n1", "n2")))
+	srv.Put(kubeapi.EndpointSlicesPath, object(t, apiSlice("web", "cluster", "cluster-1", "n3")))
+	c, err := kubeapi.New(kubeapi.Config{Server: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	var tables []*fanout.Table
 	reg := prometheus.NewRegistry()
-	w, err := NewServiceWatcher(fakeServices{c.CoreV1().Services("")}, fakeSlices{c.DiscoveryV1().EndpointSlices("")},
+	w, err := NewServiceWatcher(c,
 		ServiceConfig{Debounce: 10 * time.Millisecond, Registerer: reg}, func(t *fanout.Table) {
 			mu.Lock()
 			tables = append(tables, t)
@@ -139,7 +134,6 @@ func TestServiceWatch(t *testing.T) {
 		t.Fatalf("first table: local %v cluster %v", owners("192.0.2.10", 443), owners("192.0.2.11", 443))
 	}
 
-	ctxb := context.Background()
 	// Readiness churn on the same nodes: no new table.
 	mu.Lock()
 	n := len(tables)
@@ -147,9 +141,7 @@ func TestServiceWatch(t *testing.T) {
 	churn := apiSlice("web", "front", "front-1", "n2", "n1")
 	f := false
 	churn.Endpoints[0].Conditions.Ready = &f
-	if _, err := c.DiscoveryV1().EndpointSlices("web").Update(ctxb, churn, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.EndpointSlicesPath, object(t, churn))
 	// Nothing to wait for when nothing should happen: give the update five
 	// debounce periods to (wrongly) publish.
 	time.Sleep(50 * time.Millisecond)
@@ -159,23 +151,17 @@ func TestServiceWatch(t *testing.T) {
 	}
 	mu.Unlock()
 	// An endpoint moves to n4 in a second slice; the first shrinks.
-	if _, err := c.DiscoveryV1().EndpointSlices("web").Create(ctxb, apiSlice("web", "front", "front-2", "n4"), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.EndpointSlicesPath, object(t, apiSlice("web", "front", "front-2", "n4")))
 	wait("n4 to join", func() bool { return slices.Equal(owners("192.0.2.10", 443), []string{"n1", "n2", "n4"}) })
 	mu.Lock()
 	if len(tables) != n+1 {
 		t.Errorf("%d tables published for a new slice, want 1", len(tables)-n)
 	}
 	mu.Unlock()
-	if err := c.DiscoveryV1().EndpointSlices("web").Delete(ctxb, "front-1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Delete(kubeapi.EndpointSlicesPath, "web/front-1")
 	wait("front-1 to go", func() bool { return slices.Equal(owners("192.0.2.10", 443), []string{"n4"}) })
 	// The Service turns Cluster: every peer.
-	if _, err := c.CoreV1().Services("web").Update(ctxb, apiService("web", "front", false, "10.96.0.10", "192.0.2.10", 443), metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv.Put(kubeapi.ServicesPath, object(t, apiService("web", "front", false, "10.96.0.10", "192.0.2.10", 443)))
 	wait("policy Cluster", func() bool { return slices.Equal(owners("192.0.2.10", 443), []string{"(all)"}) })
 	if d := w.Detail(); !strings.Contains(d, "targeted fan-out for 0 ") {
 		t.Errorf("detail %q", d)
