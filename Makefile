@@ -1,6 +1,6 @@
 # go-pmtud. The two commands of the README:
 #   make lab    build go-pmtud and run the local ECMP lab (root)
-#   make test   every test: unit, fuzz seeds, namespaces, end-to-end, Kubernetes (root)
+#   make test   every test: unit, fuzz seeds, namespaces, end-to-end, Kubernetes, cluster (root)
 export PATH := $(PATH):/usr/local/go/bin
 GO        ?= go
 BIN       := bin/go-pmtud
@@ -11,7 +11,7 @@ VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-monitoring test-kube lint fmt bench bench-rate fuzz setup clean
+.PHONY: all build release lab test test-unit test-root test-safety test-e2e test-monitoring test-kube test-cluster lint fmt bench bench-rate fuzz setup clean
 
 all: build
 
@@ -44,6 +44,7 @@ test: setup lint
 	$(MAKE) test-monitoring
 	@$(GOTEST) -count=1 -timeout 15m -p 1 ./test/e2e/...
 	$(MAKE) test-kube
+	$(MAKE) test-cluster
 
 test-unit:
 	@$(GOTEST) -count=1 ./internal/... ./cmd/...
@@ -61,6 +62,12 @@ test-monitoring:
 
 test-kube:
 	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 15m ./test/kube/...
+
+# The chart's DaemonSet in a real container runtime (containerd and runc) in
+# the lab's node namespaces: install, relay, status, upgrade, uninstall (root).
+# helm comes from the kube-bins cache; docs/cluster-test.md says why no kubelet.
+test-cluster:
+	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 10m ./test/cluster/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
