@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/lab"
+	"github.com/go-pmtud/go-pmtud/internal/testnet"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
 )
 
@@ -26,7 +27,7 @@ const (
 // and the uninstall leaves nothing in the nodes.
 func TestChartInTheRuntime(t *testing.T) {
 	needRuntime(t)
-	rt := StartRuntime(t)
+	rt := StartRuntime(t, RuntimeOptions{})
 	for tag, img := range images {
 		if _, err := rt.Ctr("images", "import", img); err != nil {
 			t.Fatalf("importing the %s image: %v", tag, err)
@@ -46,20 +47,7 @@ func TestChartInTheRuntime(t *testing.T) {
 }
 
 func runRelease(t *testing.T, rt *Runtime, tr string) {
-	l, err := lab.Build(ctx, lab.Options{Fabric: lab.FabricL2, Receiver: lab.ReceiverNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefixMu.Lock()
-	prefixes = append(prefixes, l.Prefix)
-	prefixMu.Unlock()
-	t.Cleanup(func() { _ = l.Close() })
-	if d := l.Get(ctx, lab.IPv4, 0, stallTimeout); d.Complete {
-		t.Fatalf("download completed without go-pmtud (%v): the lab does not reproduce the black hole", d)
-	} else {
-		t.Logf("without go-pmtud: stalled at %d of %d bytes", d.Bytes, d.Want)
-	}
-
+	l := stallingLab(t)
 	rel := renderChart(t, l, tr, version)
 	dirs := secretDirs(t, rel)
 	pods := install(t, rt, l, rel, dirs)
@@ -84,6 +72,26 @@ func runRelease(t *testing.T, rt *Runtime, tr string) {
 		}
 	}
 	checkResidue(t, l, tr, false)
+}
+
+// stallingLab builds the ECMP lab (removed by the test's cleanup) and
+// checks that its download stalls without go-pmtud.
+func stallingLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	l, err := lab.Build(ctx, lab.Options{Fabric: lab.FabricL2, Receiver: lab.ReceiverNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixMu.Lock()
+	prefixes = append(prefixes, l.Prefix)
+	prefixMu.Unlock()
+	t.Cleanup(func() { _ = l.Close() })
+	if d := l.Get(ctx, lab.IPv4, 0, stallTimeout); d.Complete {
+		t.Fatalf("download completed without go-pmtud (%v): the lab does not reproduce the black hole", d)
+	} else {
+		t.Logf("without go-pmtud: stalled at %d of %d bytes", d.Bytes, d.Want)
+	}
+	return l
 }
 
 // install starts the pod on every node and waits for every one to be ready.
@@ -220,6 +228,88 @@ func checkResidue(t *testing.T, l *lab.Lab, tr string, installed bool) {
 			t.Errorf("%s while installed: only %v: the residue check would prove nothing", n.Name, owned)
 		}
 	}
+}
+
+// TestChartOnKubelets is TestChartInTheRuntime with a real kubelet per
+// node (built from k8s.io/kubernetes by hack/kube-bins), each with its own
+// containerd (CRI), both in the node's namespace: the DaemonSet's pod is
+// the node's static pod, the kubelet runs it, probes it and reports it
+// Ready; the upgrade and the uninstall are the manifest replaced and removed.
+func TestChartOnKubelets(t *testing.T) {
+	needRuntime(t)
+	if kubeletBin == "" {
+		why := "no kubelet in the kube-bins cache: run hack/kube-bins/build.sh"
+		if testnet.RootRequired() {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	for _, tr := range []string{"l2", "tunnel"} {
+		t.Run("transport="+tr, func(t *testing.T) {
+			t.Parallel()
+			runKubelets(t, tr)
+		})
+	}
+	t.Cleanup(func() {
+		if ts, err := lab.RootPmtudTables(); err != nil || len(ts) > 0 {
+			t.Errorf("go-pmtud tables in the root namespace: %v %v", ts, err)
+		}
+	})
+}
+
+func runKubelets(t *testing.T, tr string) {
+	l := stallingLab(t)
+	var ks []*Kubelet
+	for i := range l.Nodes {
+		ks = append(ks, startKubelet(t, l, i))
+	}
+	rel := renderChart(t, l, tr, version)
+	dirs := secretDirs(t, rel)
+	start := time.Now()
+	for _, k := range ks {
+		if err := k.apply(&rel, dirs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pods []*Pod
+	for _, k := range ks {
+		pods = append(pods, k.waitReady(t, rel, readyTimeout))
+	}
+	t.Logf("installed %s: the kubelets report %d pods Ready in %.1f s", rel.Image, len(pods), time.Since(start).Seconds())
+	for _, p := range pods {
+		checkSecurity(t, p)
+	}
+	relays(t, l, 1, lab.IPv4, lab.IPv6)
+	checkStatus(t, pods[l.ICMPTo], version)
+	checkResidue(t, l, tr, true)
+
+	next := renderChart(t, l, tr, version+upgradeSuffix)
+	next.Secrets = rel.Secrets
+	for i, k := range ks {
+		start := time.Now()
+		if err := k.apply(&next, dirs); err != nil {
+			t.Fatal(err)
+		}
+		for j, o := range ks {
+			if id, seen := o.readyPod(rel.Image); j > i && id == "" {
+				t.Errorf("%s not Ready while %s rolls: %s", lab.NodeName(j), lab.NodeName(i), seen)
+			}
+		}
+		pods[i] = k.waitReady(t, next, readyTimeout)
+		t.Logf("%s rolled to %s: %.2f s from the new manifest to Ready", lab.NodeName(i), next.Image, time.Since(start).Seconds())
+		relays(t, l, 2+i, lab.IPv4)
+	}
+	checkStatus(t, pods[l.ICMPTo], version+upgradeSuffix)
+
+	for _, k := range ks {
+		if err := k.apply(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range ks {
+		k.waitGone(t, 30*time.Second)
+	}
+	checkResidue(t, l, tr, false)
 }
 
 // markedNeighbours lists the neighbour entries in namespace ns that carry

@@ -42,6 +42,8 @@ const (
 	entrypoint = "/usr/local/bin/go-pmtud"
 	// upgradeSuffix marks the second build: the version `helm upgrade` rolls to.
 	upgradeSuffix = "-next"
+	// pauseImage is the pod sandbox's image (./pause), built the same way.
+	pauseImage = "go-pmtud.test/pause:1"
 )
 
 var (
@@ -49,7 +51,10 @@ var (
 	version string                // the chart's appVersion: the first image's tag
 	images  = map[string]string{} // tag -> OCI layout tarball
 	helmBin string
-	root    string
+	// kubeletBin is hack/kube-bins' kubelet ("" if not built: then only
+	// the runtime test runs, and the kubelet test says why it cannot).
+	kubeletBin string
+	root       string
 	// prefixes: every lab built, swept at the end (tests run one at a time).
 	prefixes []string
 	prefixMu sync.Mutex
@@ -122,6 +127,9 @@ func missingTools() string {
 	if _, err := os.Stat(helmBin); err != nil {
 		return "helm not built in " + dir + ": run hack/kube-bins/build.sh (or make test-cluster)"
 	}
+	if _, err := os.Stat(filepath.Join(dir, "kubelet")); err == nil {
+		kubeletBin = filepath.Join(dir, "kubelet")
+	}
 	return ""
 }
 
@@ -145,26 +153,33 @@ func buildImages(dir string) error {
 		if err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, b)
 		}
-		if images[tag], err = writeImage(dir, bin, tag); err != nil {
+		if images[tag], err = writeImage(dir, bin, imageRepo+":"+tag, entrypoint); err != nil {
 			return err
 		}
 	}
-	return nil
+	bin := filepath.Join(dir, "pause")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cluster/pause")
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build pause: %v\n%s", err, b)
+	}
+	images[pauseImage], err = writeImage(dir, bin, pauseImage, "/pause")
+	return err
 }
 
-func writeImage(dir, bin, tag string) (string, error) {
+func writeImage(dir, bin, name, entrypoint string) (string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "image-"+tag+".tar")
+	path := filepath.Join(dir, "image-"+filepath.Base(bin)+".tar")
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	err = ociimage.Write(f, ociimage.Image{
-		Name:       imageRepo + ":" + tag,
+		Name:       name,
 		Arch:       runtime.GOARCH,
 		Entrypoint: []string{entrypoint},
 		Files:      []ociimage.File{{Path: entrypoint, Mode: 0o755, Data: data}},
