@@ -27,6 +27,7 @@ const (
 // and the uninstall leaves nothing in the nodes.
 func TestChartInTheRuntime(t *testing.T) {
 	needRuntime(t)
+	t.Parallel() // with TestChartOnKubelets: most of both is waiting
 	rt := StartRuntime(t, RuntimeOptions{})
 	for tag, img := range images {
 		if _, err := rt.Ctr("images", "import", img); err != nil {
@@ -244,6 +245,7 @@ func TestChartOnKubelets(t *testing.T) {
 		}
 		t.Skip(why)
 	}
+	t.Parallel()
 	for _, tr := range []string{"l2", "tunnel"} {
 		t.Run("transport="+tr, func(t *testing.T) {
 			t.Parallel()
