@@ -119,11 +119,13 @@ func startKubelet(t *testing.T, l *lab.Lab, i int) *Kubelet {
 	}
 }
 
-// script binds the values the kubelet checks over the kernel's, in its own
-// mount namespace only, then runs it.
+// script prepares the kubelet's own mount namespace, then runs it: empty
+// /var/lib and /var/log (it writes /var/lib/kubelet/device-plugins and
+// /var/log/containers whatever its flags say; the machine's stay
+// untouched), and the values it checks bound over the kernel's.
 func (k *Kubelet) script(cfg string, n Node) (string, error) {
 	var b strings.Builder
-	b.WriteString("set -e\n")
+	b.WriteString("set -e\nmount -t tmpfs tmpfs /var/lib\nmount -t tmpfs tmpfs /var/log\n")
 	for key, v := range kernelDefaults {
 		f := filepath.Join(k.dir, "sysctl", strings.ReplaceAll(key, "/", "_"))
 		if err := os.WriteFile(f, []byte(v+"\n"), 0o444); err != nil {
@@ -131,8 +133,8 @@ func (k *Kubelet) script(cfg string, n Node) (string, error) {
 		}
 		fmt.Fprintf(&b, "mount --bind %s /proc/sys/%s\n", f, key)
 	}
-	fmt.Fprintf(&b, "exec %s --config %s --root-dir %s/root --hostname-override %s --node-ip %s -v 1\n",
-		kubeletBin, cfg, k.dir, n.Name, n.HostIP)
+	fmt.Fprintf(&b, "exec %s --config %s --root-dir %s/root --cert-dir %s/pki --hostname-override %s --node-ip %s -v 1\n",
+		kubeletBin, cfg, k.dir, k.dir, n.Name, n.HostIP)
 	return b.String(), nil
 }
 
