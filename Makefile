@@ -1,6 +1,6 @@
 # go-pmtud. The two commands of the README:
 #   make lab    build go-pmtud and run the local ECMP lab (root)
-#   make test   every test: unit, fuzz seeds, namespaces, end-to-end, Kubernetes (root)
+#   make test   every test: unit, fuzz seeds, namespaces, end-to-end, Kubernetes, cluster (root)
 export PATH := $(PATH):/usr/local/go/bin
 GO        ?= go
 BIN       := bin/go-pmtud
@@ -11,7 +11,7 @@ VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build release lab test prebuild test-unit test-root test-safety test-e2e test-monitoring test-kube lint fmt bench bench-rate fuzz setup clean
+.PHONY: all build release lab test prebuild test-unit test-root test-safety test-e2e test-monitoring test-kube test-cluster lint fmt bench bench-rate fuzz setup clean
 
 all: build
 
@@ -48,6 +48,7 @@ test: setup prebuild lint
 	$(MAKE) test-monitoring
 	@$(GOTEST) -count=1 -timeout 15m -p 1 ./test/e2e/...
 	$(MAKE) test-kube
+	$(MAKE) test-cluster
 
 test-unit:
 	@$(GOTEST) -count=1 ./internal/... ./cmd/...
@@ -65,6 +66,13 @@ test-monitoring:
 
 test-kube:
 	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 15m ./test/kube/...
+
+# The chart's pod run by a real kubelet and containerd per node namespace of
+# the lab, and by the runtime alone: install, relay, status, upgrade,
+# uninstall (root). helm and the kubelet come from the kube-bins cache;
+# docs/cluster-test.md says what is not yet a full cluster.
+test-cluster:
+	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 10m ./test/cluster/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -85,18 +93,14 @@ bench-rate:
 	PMTUD_BENCH_RATE=1 PMTUD_BENCH_BIN=$(BENCH_BIN) PMTUD_BENCH_RATES=$(BENCH_RATES) \
 		$(GO) test -count=1 -p 1 -timeout 15m -v -run 'TestRate$$' ./internal/benchrate/
 
-# Longer fuzzing than CI's seed run: FUZZTIME per target.
+# Longer fuzzing than CI's seed run: FUZZTIME per target, in every package
+# that has fuzz targets.
+FUZZ_PKGS ?= $(shell grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u)
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/ptb/ | grep ^Fuzz); do \
-		echo "== ptb $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/ptb/ || exit 1; done
-	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/policy/ | grep ^Fuzz); do \
-		echo "== policy $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/policy/ || exit 1; done
-	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/transport/ | grep ^Fuzz); do \
-		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/transport/ || exit 1; done
-	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/capture/ | grep ^Fuzz); do \
-		echo "== capture $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/capture/ || exit 1; done
-	@for t in $$($(GO) test -list 'Fuzz.*' ./internal/fanout/ | grep ^Fuzz); do \
-		echo "== fanout $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/fanout/ || exit 1; done
+	@for p in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list 'Fuzz.*' ./$$p/ | grep ^Fuzz); do \
+			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$p/ || exit 1; \
+		done; done
 
 clean:
 	rm -rf bin

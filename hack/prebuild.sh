@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts, in the background and at low priority, the builds that later steps
 # of `make test` wait for: promtool (test/monitoring), the kube-bins
-# (test/kube) and the arm64 cross-compile of the daemon
+# (test/kube, test/cluster) and the arm64 cross-compile of the daemon
 # (test/image). On a cold machine they take minutes of CPU that the first
 # test steps, mostly waiting on namespaces and timers, leave idle. Each build
 # is cached outside the clone and locked, so the step that needs it later

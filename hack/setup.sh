@@ -11,6 +11,11 @@ command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v openssl >/dev/null 2>&1 || need+=(openssl) # kube-apiserver test certificates
+# test/cluster: the container runtime the DaemonSet's pod runs in (the
+# package brings ctr and containerd-shim-runc-v2; the test starts its own
+# containerd, on its own socket, and stops it).
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

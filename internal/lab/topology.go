@@ -616,3 +616,9 @@ func (l *Lab) Peers(self int) []netip.Addr {
 	}
 	return out
 }
+
+// NodeAddr is node i's own address of family f on the lab's fabric (what
+// a Kubernetes Node would report as its InternalIP, status.hostIP).
+func (l *Lab) NodeAddr(f Family, i int) netip.Addr {
+	return planFor(f).nodeUplink(l.Opts.Fabric, i)
+}
