@@ -143,17 +143,7 @@ func (r *cfRig) run(t *testing.T, rate float64, d time.Duration, latency bool) r
 	}
 	waitCopies(r.peers, p, x.Sent)
 	x.CPU = must(benchrate.CPU(r.pid)) - cpu0
-	x.Peer = [2]uint64{r.peers[0].Count(p), r.peers[1].Count(p)}
-	x.SinkDrops = r.peers[0].Drops() + r.peers[1].Drops() + r.router.Drops()
-	if latency {
-		sent := r.router.Times()
-		var ls []time.Duration
-		for _, s := range r.peers {
-			ls = append(ls, benchrate.Latencies(sent, s.Times())...)
-		}
-		x.LatencySamples = len(ls)
-		x.P50, x.P99, x.PMax = benchrate.Percentile(ls, 50), benchrate.Percentile(ls, 99), benchrate.Percentile(ls, 100)
-	}
+	x.collect(r.router, r.peers, p, latency)
 	return x
 }
 

@@ -159,18 +159,25 @@ func (r *rig) run(t testing.TB, rate float64, d time.Duration, latency bool) res
 	x.CPU = must(benchrate.CPU(r.d.Pid())) - cpu0
 	m1 := r.d.Metrics(t)
 	x.Received, x.RelayedMetric, x.CaptureLost = m1[mReceived]-m0[mReceived], m1[mRelayed]-m0[mRelayed], m1[mLost]-m0[mLost]
-	x.Peer = [2]uint64{r.peers[0].Count(p), r.peers[1].Count(p)}
-	x.SinkDrops = r.drops()
-	if latency {
-		sent := r.router.Times()
-		var ls []time.Duration
-		for _, s := range r.peers {
-			ls = append(ls, benchrate.Latencies(sent, s.Times())...)
-		}
-		x.LatencySamples = len(ls)
-		x.P50, x.P99, x.PMax = benchrate.Percentile(ls, 50), benchrate.Percentile(ls, 99), benchrate.Percentile(ls, 100)
-	}
+	x.collect(r.router, r.peers, p, latency)
 	return x
+}
+
+// collect reads phase p's copies, the sinks' drops and, if recorded, the
+// latencies (original leaving the router to copy at a peer, both peers).
+func (x *result) collect(router *benchrate.Sink, peers [2]*benchrate.Sink, p int, latency bool) {
+	x.Peer = [2]uint64{peers[0].Count(p), peers[1].Count(p)}
+	x.SinkDrops = peers[0].Drops() + peers[1].Drops() + router.Drops()
+	if !latency {
+		return
+	}
+	sent := router.Times()
+	var ls []time.Duration
+	for _, s := range peers {
+		ls = append(ls, benchrate.Latencies(sent, s.Times())...)
+	}
+	x.LatencySamples = len(ls)
+	x.P50, x.P99, x.PMax = benchrate.Percentile(ls, 50), benchrate.Percentile(ls, 99), benchrate.Percentile(ls, 100)
 }
 
 // drain waits until both peers counted every frame of phase p, or their
