@@ -56,12 +56,7 @@ func runRelease(t *testing.T, rt *Runtime, tr string) {
 	rel := renderChart(t, l, tr, version)
 	dirs := secretDirs(t, rel)
 	pods := install(t, rt, l, rel, dirs)
-	for _, p := range pods {
-		checkSecurity(t, p)
-	}
-	relays(t, l, 1, lab.IPv4, lab.IPv6)
-	checkStatus(t, pods[l.ICMPTo], version)
-	checkResidue(t, l, tr, true)
+	checkInstalled(t, l, tr, pods)
 
 	// helm upgrade: the new image, the same Secret (the chart's lookup keeps
 	// the tunnel key), rolled one pod at a time.
@@ -155,6 +150,18 @@ func roll(t *testing.T, rt *Runtime, l *lab.Lab, pods []*Pod, next Release, dirs
 		t.Logf("%s rolled to %s: without go-pmtud for %.2f s", lab.NodeName(i), next.Image, time.Since(start).Seconds())
 		relays(t, l, 2+i, lab.IPv4)
 	}
+}
+
+// checkInstalled runs the checks of a fresh install: every pod's
+// securityContext, relaying (a new flow per family), `go-pmtud status` on
+// the node the router's ICMP reaches, and the host state go-pmtud owns.
+func checkInstalled(t *testing.T, l *lab.Lab, tr string, pods []*Pod) {
+	for _, p := range pods {
+		checkSecurity(t, p)
+	}
+	relays(t, l, 1, lab.IPv4, lab.IPv6)
+	checkStatus(t, pods[l.ICMPTo], version)
+	checkResidue(t, l, tr, true)
 }
 
 // checkStatus: `go-pmtud status` through the runtime's exec (what
@@ -282,12 +289,7 @@ func runKubelets(t *testing.T, tr string) {
 		pods = append(pods, k.waitReady(t, rel, kubeletReady))
 	}
 	t.Logf("installed %s: the kubelets report %d pods Ready in %.1f s", rel.Image, len(pods), time.Since(start).Seconds())
-	for _, p := range pods {
-		checkSecurity(t, p)
-	}
-	relays(t, l, 1, lab.IPv4, lab.IPv6)
-	checkStatus(t, pods[l.ICMPTo], version)
-	checkResidue(t, l, tr, true)
+	checkInstalled(t, l, tr, pods)
 
 	next := renderChart(t, l, tr, version+upgradeSuffix)
 	next.Secrets = rel.Secrets
