@@ -11,7 +11,7 @@ VERSION   ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' deploy/helm/go-
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/go-pmtud/go-pmtud/internal/version.version=$(VERSION) -X github.com/go-pmtud/go-pmtud/internal/version.revision=$(REVISION)
 
-.PHONY: all build release lab test prebuild test-unit test-root test-safety test-e2e test-monitoring test-kube test-cluster lint fmt bench bench-rate fuzz setup clean
+.PHONY: all build release lab test prebuild test-unit test-root test-safety test-e2e test-monitoring test-kube test-cluster test-kubernetes lint fmt bench bench-rate fuzz setup clean
 
 all: build
 
@@ -47,8 +47,7 @@ test: setup prebuild lint
 	@$(GOTEST) -count=1 -timeout 20m ./test/image/...   # cross-compiles amd64 and arm64 (cold: minutes)
 	$(MAKE) test-monitoring
 	@$(GOTEST) -count=1 -timeout 15m -p 1 ./test/e2e/...
-	$(MAKE) test-kube
-	$(MAKE) test-cluster
+	$(MAKE) test-kubernetes
 
 test-unit:
 	@$(GOTEST) -count=1 ./internal/... ./cmd/...
@@ -63,6 +62,11 @@ test-e2e:
 # Alert rules: promtool's rule unit tests (promtool built once per machine into a cache).
 test-monitoring:
 	@$(GOTEST) -count=1 -timeout 20m ./test/monitoring/...
+
+# test/kube and test/cluster in one go test run, so the two packages run
+# side by side (both mostly wait on API servers, kubelets and namespaces).
+test-kubernetes:
+	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 15m ./test/kube/... ./test/cluster/...
 
 test-kube:
 	@dir=$$(bash hack/kube-bins/build.sh | tail -n 1) && KUBE_BINS_DIR=$$dir $(GOTEST) -count=1 -timeout 15m ./test/kube/...
