@@ -156,15 +156,7 @@ func (r *Runtime) stop() {
 				_, _ = r.Ctr("containers", "rm", id)
 			}
 		}
-		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = r.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		stopGroup(r.cmd)
 	}
 	r.killShims()
 	if r.log != nil {

@@ -148,13 +148,19 @@ func (k *Kubelet) stop() {
 	if k.cmd == nil || k.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
+	stopGroup(k.cmd)
+}
+
+// stopGroup stops cmd's process group (started with Setpgid): SIGTERM,
+// then SIGKILL after 10 s, and reaps it.
+func stopGroup(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { _ = k.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
 }
