@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd, helm and the kubelet from Go modules, once per machine, into a
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the
+# kubelet, kubectl and helm from Go modules, once per machine, into a
 # cache outside the clone keyed by what they are built from:
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/go-pmtud/kube-bins/<key>/
 # (KUBE_BINS_DIR overrides the folder). Every clone and CI run on the machine
 # shares it; a warm run checks the binaries against their SHA256SUMS and builds
-# nothing. The test/kube tests use them (test/cluster: helm and the kubelet);
+# nothing. test/kube and test/cluster use them (test/cluster: a whole cluster);
 # prebuilt release binaries cannot be downloaded where CI runs.
 #
 #   build.sh         build if needed; the last line of output is the folder
@@ -31,7 +32,7 @@ if [[ "${1:-}" == "--dir" ]]; then
 	exit 0
 fi
 
-bins=(etcd helm kube-apiserver kubelet)
+bins=(etcd helm kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" && -f "$out/SHA256SUMS" ]] &&
 	(cd "$out" && sha256sum --quiet -c SHA256SUMS); then
 	echo "kube-bins: up to date (checksums verified)"
@@ -66,10 +67,12 @@ echo "kube-bins: building kube-apiserver $kube_version"
 # Without the version stamp the server reports v0.0.0-master, which clients cannot parse.
 build -ldflags "-s -w -X $vpkg.gitVersion=$kube_version -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor" \
 	-o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-echo "kube-bins: building kubelet $kube_version"
-# Most of its packages are kube-apiserver's, already compiled just above.
-build -ldflags "-s -w -X $vpkg.gitVersion=$kube_version -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor" \
-	-o "$out/kubelet" k8s.io/kubernetes/cmd/kubelet
+# The rest share most of their packages with kube-apiserver, compiled just above.
+for b in kube-controller-manager kube-scheduler kubelet kubectl; do
+	echo "kube-bins: building $b $kube_version"
+	build -ldflags "-s -w -X $vpkg.gitVersion=$kube_version -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor" \
+		-o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+done
 (cd "$out" && sha256sum "${bins[@]}" >SHA256SUMS)
 echo "$stamp" >"$out/.stamp"
 echo "kube-bins: built in $((SECONDS - start)) s"
