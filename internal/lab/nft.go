@@ -29,40 +29,62 @@ func installDNAT(node *NS, vip4, pod4, vip6, pod6 netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("%s: nftables: %w", node.Name, err)
 	}
-	port := binary.BigEndian.AppendUint16(nil, 80)
-	for _, x := range []struct {
-		fam       nftables.TableFamily
-		nfproto   uint32
-		daddrOff  uint32
-		vip, dest netip.Addr
-	}{
-		{nftables.TableFamilyIPv4, unix.NFPROTO_IPV4, 16, vip4, pod4},
-		{nftables.TableFamilyIPv6, unix.NFPROTO_IPV6, 24, vip6, pod6},
-	} {
-		t := c.AddTable(&nftables.Table{Family: x.fam, Name: labTable})
-		ch := c.AddChain(&nftables.Chain{
-			Name:     "prerouting",
-			Table:    t,
-			Type:     nftables.ChainTypeNAT,
-			Hooknum:  nftables.ChainHookPrerouting,
-			Priority: nftables.ChainPriorityNATDest,
-		})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: x.daddrOff, Len: uint32(x.vip.BitLen() / 8)},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: x.vip.AsSlice()},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
-			&expr.Immediate{Register: 1, Data: x.dest.AsSlice()},
-			&expr.Immediate{Register: 2, Data: port},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: x.nfproto, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-		}})
+	for _, x := range [][2]netip.Addr{{vip4, pod4}, {vip6, pod6}} {
+		addDNAT(c, nftables.ChainHookPrerouting, netip.AddrPortFrom(x[0], 80), netip.AddrPortFrom(x[1], 80))
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("%s: install DNAT: %w", node.Name, err)
 	}
 	return nil
+}
+
+// InstallClusterIP gives node i what kube-proxy gives a node for a
+// ClusterIP Service reached from the node itself (hostNetwork pods, the
+// kubelet): TCP to service is DNATed to backend in the output hook.
+// Equivalent to:
+//
+//	nft add chain ip golab output '{ type nat hook output priority dstnat; }'
+//	nft add rule ip golab output ip daddr SERVICE tcp dport PORT dnat to BACKEND
+func (l *Lab) InstallClusterIP(i int, service, backend netip.AddrPort) error {
+	node := l.Nodes[i]
+	c, err := nftables.New(nftables.WithNetNSFd(node.Fd()))
+	if err != nil {
+		return fmt.Errorf("%s: nftables: %w", node.Name, err)
+	}
+	addDNAT(c, nftables.ChainHookOutput, service, backend)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("%s: install ClusterIP DNAT: %w", node.Name, err)
+	}
+	return nil
+}
+
+// addDNAT queues, in the lab's table of to's family, a nat chain on hook
+// with the rule DNATing TCP to "to" to "dest".
+func addDNAT(c *nftables.Conn, hook *nftables.ChainHook, to, dest netip.AddrPort) {
+	fam, nfproto, daddrOff := nftables.TableFamilyIPv4, uint32(unix.NFPROTO_IPV4), uint32(16)
+	if to.Addr().Is6() {
+		fam, nfproto, daddrOff = nftables.TableFamilyIPv6, unix.NFPROTO_IPV6, 24
+	}
+	name := map[*nftables.ChainHook]string{nftables.ChainHookPrerouting: "prerouting", nftables.ChainHookOutput: "output"}[hook]
+	t := c.AddTable(&nftables.Table{Family: fam, Name: labTable})
+	ch := c.AddChain(&nftables.Chain{
+		Name:     name,
+		Table:    t,
+		Type:     nftables.ChainTypeNAT,
+		Hooknum:  hook,
+		Priority: nftables.ChainPriorityNATDest,
+	})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddrOff, Len: uint32(to.Addr().BitLen() / 8)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: to.Addr().AsSlice()},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, to.Port())},
+		&expr.Immediate{Register: 1, Data: dest.Addr().AsSlice()},
+		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, dest.Port())},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}})
 }
 
 // operatorTable is the table of InstallOperatorRules.
