@@ -31,7 +31,7 @@ const (
 // and the uninstall leaves nothing in the nodes.
 func TestChartInTheRuntime(t *testing.T) {
 	needRuntime(t)
-	t.Parallel() // with TestChartOnKubelets: most of both is waiting
+	t.Parallel() // with TestReadmeOnCluster: most of both is waiting
 	rt := StartRuntime(t, RuntimeOptions{})
 	for tag, img := range images {
 		if _, err := rt.Ctr("images", "import", img); err != nil {
@@ -165,17 +165,24 @@ func checkInstalled(t *testing.T, l *lab.Lab, tr string, pods []*Pod) {
 }
 
 // checkStatus: `go-pmtud status` through the runtime's exec (what
-// `kubectl exec ds/go-pmtud -- go-pmtud status` runs) reports the node
-// ready, running version v.
+// `kubectl exec ds/go-pmtud -- go-pmtud status` runs).
 func checkStatus(t *testing.T, p *Pod, v string) {
 	t.Helper()
 	out, err := p.exec(entrypoint, "status")
 	if err != nil {
 		t.Fatalf("go-pmtud status in %s: %v", p.ID, err)
 	}
-	for _, want := range []string{"Version:     " + v + " ", "Node:        " + lab.NodeName(p.node), "Ready:       yes"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("go-pmtud status in %s: no %q in:\n%s", p.ID, want, out)
+	checkStatusText(t, out, lab.NodeName(p.node), v)
+}
+
+// checkStatusText: the status of node ("" for any) says ready, running
+// version v.
+func checkStatusText(t *testing.T, out, node, v string) {
+	t.Helper()
+	want := []string{"Version:     " + v + " ", "Node:        " + node, "Ready:       yes"}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("go-pmtud status: no %q in:\n%s", w, out)
 		}
 	}
 }
@@ -242,15 +249,17 @@ func checkResidue(t *testing.T, l *lab.Lab, tr string, installed bool) {
 	}
 }
 
-// TestChartOnKubelets is TestChartInTheRuntime with a real kubelet per
-// node (built from k8s.io/kubernetes by hack/kube-bins), each with its own
-// containerd (CRI), both in the node's namespace: the DaemonSet's pod is
-// the node's static pod, the kubelet runs it, probes it and reports it
-// Ready; the upgrade and the uninstall are the manifest replaced and removed.
-func TestChartOnKubelets(t *testing.T) {
+// TestReadmeOnCluster runs the README's "Installing on a cluster" on the
+// lab turned into a Kubernetes cluster (startCluster: a control plane in
+// node1, a real kubelet and containerd in every node), for l2 and tunnel:
+// helm install, rollout status, the alerts applied, `kubectl exec
+// ds/go-pmtud -- go-pmtud status`; then what an operator checks: peers
+// from the Nodes, the download that stalls without go-pmtud completes with
+// it, every pod's securityContext, helm upgrade rolling one node at a time,
+// helm uninstall leaving nothing behind; and (l2) the plain manifests.
+func TestReadmeOnCluster(t *testing.T) {
 	needRuntime(t)
-	if kubeletBin == "" {
-		why := "no kubelet in the kube-bins cache: run hack/kube-bins/build.sh"
+	if why := missingKube(); why != "" {
 		if testnet.RootRequired() {
 			t.Fatal(why)
 		}
@@ -260,7 +269,7 @@ func TestChartOnKubelets(t *testing.T) {
 	for _, tr := range []string{"l2", "tunnel"} {
 		t.Run("transport="+tr, func(t *testing.T) {
 			t.Parallel()
-			runKubelets(t, tr)
+			runReadme(t, tr)
 		})
 	}
 	t.Cleanup(func() {
@@ -270,54 +279,145 @@ func TestChartOnKubelets(t *testing.T) {
 	})
 }
 
-func runKubelets(t *testing.T, tr string) {
+func runReadme(t *testing.T, tr string) {
 	l := stallingLab(t)
-	var ks []*Kubelet
-	for i := range l.Nodes {
-		ks = append(ks, startKubelet(t, l, i))
-	}
-	rel := renderChart(t, l, tr, version)
-	dirs := secretDirs(t, rel)
+	c := startCluster(t, l)
 	start := time.Now()
-	for _, k := range ks {
-		if err := k.apply(&rel, dirs); err != nil {
-			t.Fatal(err)
-		}
+	install := readmeLine(t, "helm install ")
+	if tr != "l2" {
+		install += " --set transport=" + tr
 	}
-	var pods []*Pod
-	for _, k := range ks {
-		pods = append(pods, k.waitReady(t, rel, kubeletReady))
-	}
-	t.Logf("installed %s: the kubelets report %d pods Ready in %.1f s", rel.Image, len(pods), time.Since(start).Seconds())
-	checkInstalled(t, l, tr, pods)
+	c.sh(t, install)
+	c.sh(t, readmeLine(t, "kubectl -n kube-system rollout status "))
+	t.Logf("installed: %d pods Ready %.1f s after helm install", len(l.Nodes), time.Since(start).Seconds())
+	c.kubectl(t, "apply", "-f", "test/cluster/testdata/prometheusrule-crd.yaml")
+	c.kubectl(t, "wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
+	c.sh(t, readmeLine(t, "kubectl apply -f deploy/prometheusrule.yaml"))
+	out := c.sh(t, readmeLine(t, "kubectl -n kube-system exec ds/go-pmtud -- go-pmtud status"))
+	checkStatusText(t, out, "", version)
 
-	next := renderChart(t, l, tr, version+upgradeSuffix)
-	next.Secrets = rel.Secrets
-	for i, k := range ks {
-		start := time.Now()
-		if err := k.apply(&next, dirs); err != nil {
-			t.Fatal(err)
+	pods := c.pods(t)
+	checkInstalled(t, l, tr, pods)
+	// The peers are the other Nodes, both families of each, from the API.
+	out = c.kubectl(t, "-n", "kube-system", "exec", pods[l.ICMPTo].Name, "--", "go-pmtud", "status")
+	checkStatusText(t, out, lab.NodeName(l.ICMPTo), version)
+	if want := fmt.Sprintf("Peers:       %d (kubernetes %[1]d), 0 unreachable", len(l.Nodes)-1); !strings.Contains(out, want) {
+		t.Errorf("status: no %q in:\n%s", want, out)
+	}
+	for i := range l.Nodes {
+		if i != l.ICMPTo && !strings.Contains(out, l.NodeAddr(lab.IPv4, i).String()+","+l.NodeAddr(lab.IPv6, i).String()) {
+			t.Errorf("status: %s's addresses not among the peers:\n%s", lab.NodeName(i), out)
 		}
-		for j, o := range ks {
-			if id, seen := o.readyPod(rel.Image); j > i && id == "" {
-				t.Errorf("%s not Ready while %s rolls: %s", lab.NodeName(j), lab.NodeName(i), seen)
+	}
+
+	upgrade(t, c, version+upgradeSuffix)
+	relays(t, l, 2, lab.IPv4, lab.IPv6)
+	checkStatusText(t, c.kubectl(t, "-n", "kube-system", "exec", "ds/go-pmtud", "--", "go-pmtud", "status"), "", version+upgradeSuffix)
+
+	c.sh(t, "helm uninstall go-pmtud -n kube-system")
+	c.waitNoPods(t)
+	checkResidue(t, l, tr, false)
+	if tr == "l2" {
+		manifests(t, c)
+	}
+}
+
+// upgrade runs helm upgrade to image tag and watches the DaemonSet roll:
+// never more than one node without a Ready go-pmtud pod, each for at most
+// one pod's restart, until every node runs tag.
+func upgrade(t *testing.T, c *Cluster, tag string) {
+	t.Helper()
+	done := make(chan struct{})
+	gaps := make(chan rollReport, 1)
+	go func() { gaps <- watchRoll(c, done) }()
+	out := c.sh(t, "helm upgrade go-pmtud deploy/helm/go-pmtud -n kube-system --reuse-values --set image.tag="+tag)
+	if want := "go-pmtud " + tag + " runs on every node"; !strings.Contains(out, want) {
+		t.Errorf("helm upgrade's notes: no %q", want)
+	}
+	c.kubectl(t, "-n", "kube-system", "rollout", "status", "ds/go-pmtud", "--timeout=3m")
+	close(done)
+	r := <-gaps
+	if len(r.problems) > 0 {
+		t.Error(strings.Join(r.problems, "; "))
+	}
+	if len(r.gaps) != len(c.l.Nodes) {
+		t.Errorf("saw %d nodes restart (%v), want every one", len(r.gaps), r.gaps)
+	}
+	t.Logf("rolled to %s: each node without a Ready pod for %v, one at a time", tag, r.gaps)
+	for _, p := range c.pods(t) {
+		if want := imageRepo + ":" + tag; p.rel.Image != want {
+			t.Errorf("%s runs %s after the upgrade, want %s", lab.NodeName(p.node), p.rel.Image, want)
+		}
+	}
+}
+
+// rollReport is what watchRoll saw: how long each node was without a
+// Ready go-pmtud pod, and what went wrong.
+type rollReport struct {
+	gaps     map[string]time.Duration
+	problems []string
+}
+
+// watchRoll polls the pods until done: two nodes without a Ready pod at
+// once, or one for longer than a restart, is a problem.
+func watchRoll(c *Cluster, done chan struct{}) rollReport {
+	r := rollReport{gaps: map[string]time.Duration{}}
+	down := map[string]time.Time{}
+	var finished time.Time // when done closed: the rollout is complete
+	for {
+		select {
+		case <-done:
+			if finished.IsZero() {
+				finished = time.Now()
+			}
+			done = nil
+		case <-time.After(100 * time.Millisecond):
+		}
+		// After the rollout, until the last restart is seen ending.
+		if !finished.IsZero() && (len(down) == 0 || time.Since(finished) > 10*time.Second) {
+			for n := range down {
+				r.problems = append(r.problems, n+" still without a Ready pod after the rollout")
+			}
+			return r
+		}
+		byNode, err := c.daemonPods()
+		if err != nil {
+			continue
+		}
+		for i := range c.l.Nodes {
+			n := lab.NodeName(i)
+			ready := readyImage(byNode[n]) != ""
+			since, wasDown := down[n]
+			switch {
+			case !ready && !wasDown:
+				down[n] = time.Now()
+			case ready && wasDown:
+				d := time.Since(since).Round(10 * time.Millisecond)
+				r.gaps[n] = d
+				if d > kubeletReady {
+					r.problems = append(r.problems, fmt.Sprintf("%s without a Ready pod for %v", n, d))
+				}
+				delete(down, n)
 			}
 		}
-		pods[i] = k.waitReady(t, next, kubeletReady)
-		t.Logf("%s rolled to %s: %.2f s from the new manifest to Ready", lab.NodeName(i), next.Image, time.Since(start).Seconds())
-		relays(t, l, 2+i, lab.IPv4)
-	}
-	checkStatus(t, pods[l.ICMPTo], version+upgradeSuffix)
-
-	for _, k := range ks {
-		if err := k.apply(nil, nil); err != nil {
-			t.Fatal(err)
+		if len(down) > 1 {
+			r.problems = append(r.problems, fmt.Sprintf("%d nodes without a Ready pod at once", len(down)))
 		}
 	}
-	for _, k := range ks {
-		k.waitGone(t, 30*time.Second)
-	}
-	checkResidue(t, l, tr, false)
+}
+
+// manifests: the README's other way, the plain manifests with the image
+// edited, applied, rolled out, relaying, and deleted without residue.
+func manifests(t *testing.T, c *Cluster) {
+	t.Helper()
+	apply := readmeLine(t, "kubectl apply -f deploy/rbac.yaml -f deploy/daemonset.yaml")
+	ds := writeEdited(t, "deploy/daemonset.yaml", "image: ghcr.io/go-pmtud/go-pmtud:"+version, "image: "+imageRepo+":"+version)
+	c.sh(t, strings.Replace(apply, "deploy/daemonset.yaml", ds, 1))
+	c.kubectl(t, "-n", "kube-system", "rollout", "status", "ds/go-pmtud", "--timeout=3m")
+	relays(t, c.l, 3, lab.IPv4)
+	c.kubectl(t, "delete", "-f", "deploy/rbac.yaml", "-f", ds, "--wait=true")
+	c.waitNoPods(t)
+	checkResidue(t, c.l, "l2", false)
 }
 
 // markedNeighbours lists the neighbour entries in namespace ns that carry

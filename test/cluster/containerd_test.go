@@ -50,6 +50,8 @@ const criConfig = `[plugins."io.containerd.grpc.v1.cri"]
     conf_dir = "%[2]s/cni"
 `
 
+const cniConfig = `{"cniVersion": "1.0.0", "name": "lab", "plugins": [{"type": "loopback"}]}`
+
 // RuntimeOptions: where containerd runs and whether a kubelet will use it.
 type RuntimeOptions struct {
 	// NetNS, if set, is the network namespace containerd runs in (the
@@ -57,6 +59,9 @@ type RuntimeOptions struct {
 	NetNS string
 	// SandboxImage, if set, enables the CRI plugin with it as the pause image.
 	SandboxImage string
+	// Setup, if set, are shell commands run in containerd's new mount
+	// namespace before it starts (a kubelet joins that namespace).
+	Setup string
 }
 
 // ctrNamespace is the containerd namespace the test's containers live in.
@@ -87,6 +92,15 @@ func StartRuntime(t *testing.T, o RuntimeOptions) *Runtime {
 	if o.SandboxImage != "" {
 		r.ns, disable, cri = "k8s.io", "", fmt.Sprintf(criConfig, o.SandboxImage, dir)
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The CRI reports the network ready once it has loaded a CNI network;
+	// hostNetwork pods never call a plugin, so none is installed. Without
+	// it the Node would stay NotReady.
+	if err := os.WriteFile(filepath.Join(dir, "cni", "10-lab.conflist"), []byte(cniConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, runtimeConfig, dir, disable, cri), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,6 +109,10 @@ func StartRuntime(t *testing.T, o RuntimeOptions) *Runtime {
 		t.Fatal(err)
 	}
 	r.cmd = exec.Command("unshare", "--mount", "--propagation", "slave", "containerd", "--config", cfg)
+	if o.Setup != "" {
+		// exec: containerd keeps the pid, so MountNS finds its namespace.
+		r.cmd = exec.Command("unshare", "--mount", "--propagation", "slave", "sh", "-c", o.Setup+"\nexec containerd --config "+cfg)
+	}
 	if o.NetNS != "" {
 		r.cmd = exec.Command("nsenter", append([]string{"--net=" + o.NetNS}, r.cmd.Args...)...)
 	}
@@ -137,8 +155,8 @@ func (r *Runtime) Log(lines int) string {
 // Socket is containerd's address (for the kubelet).
 func (r *Runtime) Socket() string { return filepath.Join(r.dir, "containerd.sock") }
 
-// Dir is a directory for the test's own files beside containerd's.
-func (r *Runtime) Dir() string { return r.dir }
+// MountNS is containerd's mount namespace (a kubelet joins it).
+func (r *Runtime) MountNS() string { return fmt.Sprintf("/proc/%d/ns/mnt", r.cmd.Process.Pid) }
 
 // stop removes every container, stops containerd, kills any shim still
 // running (by the pid it recorded) and removes the directory.

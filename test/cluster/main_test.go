@@ -51,10 +51,9 @@ var (
 	version string                // the chart's appVersion: the first image's tag
 	images  = map[string]string{} // tag -> OCI layout tarball
 	helmBin string
-	// kubeletBin is hack/kube-bins' kubelet ("" if not built: then only
-	// the runtime test runs, and the kubelet test says why it cannot).
-	kubeletBin string
-	root       string
+	// kubeBins is hack/kube-bins' folder; kubeletBin its kubelet.
+	kubeBins, kubeletBin string
+	root                 string
 	// prefixes: every lab built, swept at the end (tests run one at a time).
 	prefixes []string
 	prefixMu sync.Mutex
@@ -123,14 +122,27 @@ func missingTools() string {
 		}
 		dir = strings.TrimSpace(string(out))
 	}
-	helmBin = filepath.Join(dir, "helm")
+	kubeBins, helmBin = dir, filepath.Join(dir, "helm")
 	if _, err := os.Stat(helmBin); err != nil {
 		return "helm not built in " + dir + ": run hack/kube-bins/build.sh (or make test-cluster)"
 	}
-	if _, err := os.Stat(filepath.Join(dir, "kubelet")); err == nil {
-		kubeletBin = filepath.Join(dir, "kubelet")
-	}
+	kubeletBin = filepath.Join(dir, "kubelet")
 	return ""
+}
+
+// missingKube says which of the cluster's binaries hack/kube-bins has not
+// built ("" if none): then only the runtime test can run.
+func missingKube() string {
+	var miss []string
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(kubeBins, b)); err != nil {
+			miss = append(miss, b)
+		}
+	}
+	if len(miss) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s not built in %s: run hack/kube-bins/build.sh", strings.Join(miss, ", "), kubeBins)
 }
 
 // buildImages builds go-pmtud twice (the chart's appVersion and the

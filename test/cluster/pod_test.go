@@ -25,7 +25,8 @@ type Pod struct {
 	l    *lab.Lab
 	node int
 	rel  Release
-	ID   string
+	ID   string // the container's
+	Name string // the pod's, in the API ("" for the runtime test's)
 }
 
 // nodeOf is what the kubelet of node i would know.

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
@@ -130,42 +129,5 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(out); got != want {
 			t.Errorf("exitCode(%q) = %d, want %d", out, got, want)
 		}
-	}
-}
-
-// TestStaticPod: the DaemonSet's pod as a static pod keeps its container
-// whole, and changes only what a static pod without an API server needs.
-func TestStaticPod(t *testing.T) {
-	pod := manifestPod(t)
-	pod.ServiceAccountName = "go-pmtud"
-	rel := Release{Pod: pod}
-	b, err := staticPod(rel, testNode, map[string]string{"tunnel-keys": "/tmp/keys"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got corev1.Pod
-	if err := yaml.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Kind != "Pod" || got.Namespace != "kube-system" || got.Spec.ServiceAccountName != "" {
-		t.Errorf("kind %q namespace %q serviceAccountName %q", got.Kind, got.Namespace, got.Spec.ServiceAccountName)
-	}
-	c := got.Spec.Containers[0]
-	if c.ReadinessProbe.HTTPGet.Host != testNode.HostIP || c.LivenessProbe.HTTPGet.Host != testNode.HostIP {
-		t.Errorf("probes' host %q %q, want the node's %s", c.ReadinessProbe.HTTPGet.Host, c.LivenessProbe.HTTPGet.Host, testNode.HostIP)
-	}
-	for _, v := range got.Spec.Volumes {
-		if v.Secret != nil || v.Name == "tunnel-keys" && (v.HostPath == nil || v.HostPath.Path != "/tmp/keys") {
-			t.Errorf("volume %s: %+v, want the Secret's directory as a hostPath", v.Name, v.VolumeSource)
-		}
-	}
-	if pod.Containers[0].ReadinessProbe.HTTPGet.Host != "" || pod.Volumes[1].Secret == nil {
-		t.Error("the release's own pod was changed")
-	}
-	if !equality.Semantic.DeepEqual(c.Env, pod.Containers[0].Env) || !equality.Semantic.DeepEqual(c.SecurityContext, pod.Containers[0].SecurityContext) {
-		t.Error("the container's env or securityContext changed")
-	}
-	if _, err := staticPod(rel, testNode, nil); err == nil {
-		t.Error("a Secret volume without its directory was accepted")
 	}
 }
