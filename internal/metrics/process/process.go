@@ -1,14 +1,14 @@
 // Package process exports the standard process_* and go_* metrics that
 // client_golang's default collectors did, under the same names and help:
 // process_start_time_seconds is what the restart alert watches. Only the
-// cheap ones are kept: not the go_memstats_* set (two of it), go_gc_*, go_sched_*,
+// cheap ones are kept: not go_memstats_* (runtime/metrics' package
+// initialisation alone costs 15 kB of heap), go_gc_*, go_sched_*,
 // process_network_* (the namespace's, not the process's) or promhttp_*.
 package process
 
 import (
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"syscall"
 
 	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
@@ -47,10 +47,6 @@ func Register(reg *expo.Registry) {
 			func() float64 { n, _ := runtime.ThreadCreateProfile(nil); return float64(n) }),
 		expo.NewGaugeFunc(expo.Opts{Name: "go_info", Help: "Information about the Go environment.",
 			ConstLabels: map[string]string{"version": runtime.Version()}}, func() float64 { return 1 }),
-		expo.NewGaugeFunc(expo.Opts{Name: "go_memstats_heap_alloc_bytes", Help: "Number of heap bytes allocated and currently in use, same as go_memstats_alloc_bytes. Equals to /memory/classes/heap/objects:bytes."},
-			runtimeBytes("/memory/classes/heap/objects:bytes")),
-		expo.NewGaugeFunc(expo.Opts{Name: "go_memstats_sys_bytes", Help: "Number of bytes obtained from system. Equals to /memory/classes/total:byte."},
-			runtimeBytes("/memory/classes/total:bytes")),
 	)
 }
 
@@ -91,15 +87,4 @@ func rlimit(resource int) float64 {
 		return 0
 	}
 	return float64(l.Cur)
-}
-
-func runtimeBytes(name string) func() float64 {
-	return func() float64 {
-		s := []metrics.Sample{{Name: name}}
-		metrics.Read(s)
-		if s[0].Value.Kind() != metrics.KindUint64 {
-			return 0
-		}
-		return float64(s[0].Value.Uint64())
-	}
 }

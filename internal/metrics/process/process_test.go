@@ -56,7 +56,7 @@ func TestRegisterExportsStartTimeOfThisProcess(t *testing.T) {
 	if now := float64(time.Now().Unix()); start < now-3600 || start > now+1 {
 		t.Errorf("process_start_time_seconds %v, now %v", start, now)
 	}
-	for _, n := range []string{"process_resident_memory_bytes", "process_open_fds", "process_max_fds", "go_goroutines", "go_memstats_sys_bytes", "go_info"} {
+	for _, n := range []string{"process_resident_memory_bytes", "process_open_fds", "process_max_fds", "go_goroutines", "go_threads", "go_info"} {
 		if got[n] <= 0 {
 			t.Errorf("%s = %v", n, got[n])
 		}
