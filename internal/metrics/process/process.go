@@ -78,7 +78,7 @@ func openFDs() float64 {
 	if err != nil {
 		return 0
 	}
-	return float64(len(names) - 1) // without the one reading it
+	return float64(len(names)) // the directory's own descriptor included, as procfs counted
 }
 
 func rlimit(resource int) float64 {
