@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 )
 
 // packetSource is what the daemon needs of the NFLOG listener; the
@@ -61,11 +60,11 @@ func (c *captureRunner) register(checks *health.Checker) {
 		name, help string
 		get        func(capture.Stats) uint64
 	}{
-		{"capture_overruns_total", "NFLOG receive buffer overruns (ENOBUFS): the kernel dropped logged packets.", func(s capture.Stats) uint64 { return s.Overruns }},
-		{"capture_lost_total", "Packets the kernel logged to NFLOG that go-pmtud never read (sequence gaps).", func(s capture.Stats) uint64 { return s.Lost }},
-		{"capture_restarts_total", "NFLOG socket reopens after a fatal receive error.", func(s capture.Stats) uint64 { return s.Restarts }},
+		{"gopmtud_capture_overruns_total", "NFLOG receive buffer overruns (ENOBUFS): the kernel dropped logged packets.", func(s capture.Stats) uint64 { return s.Overruns }},
+		{"gopmtud_capture_lost_total", "Packets the kernel logged to NFLOG that go-pmtud never read (sequence gaps).", func(s capture.Stats) uint64 { return s.Lost }},
+		{"gopmtud_capture_restarts_total", "NFLOG socket reopens after a fatal receive error.", func(s capture.Stats) uint64 { return s.Restarts }},
 	} {
-		c.m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: s.name, Help: s.help},
+		c.m.Registry.MustRegister(expo.NewCounterFunc(expo.Opts{Name: s.name, Help: s.help},
 			func() float64 { return float64(s.get(c.src.Stats())) }))
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vishvananda/netlink"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
@@ -180,7 +179,7 @@ func TestFirewallKeeperReinstallsAndFollowsUplinks(t *testing.T) {
 	fw := &firewallKeeper{table: tab, m: m, log: quiet, ifaces: make(chan []string, 1)}
 	tab.verifyErr = errors.New("flushed")
 	fw.verify()
-	if tab.installs != 1 || fw.Err() != nil || testutil.ToFloat64(m.FirewallUp) != 1 {
+	if tab.installs != 1 || fw.Err() != nil || m.FirewallUp.Value() != 1 {
 		t.Fatalf("a flushed table must be reinstalled: installs %d, err %v", tab.installs, fw.Err())
 	}
 	fw.reinstall([]string{"eth0", "eth1"})
@@ -254,7 +253,7 @@ func TestDeadPeerIsADetailNotAFailure(t *testing.T) {
 		}
 	}
 	for state, want := range map[string]float64{"resolved": 1, "unresolved": 1, "not_on_link": 1, "failed": 0} {
-		if got := testutil.ToFloat64(m.PeerStates.WithLabelValues(state)); got != want {
+		if got := m.PeerStates.WithLabelValues(state).Value(); got != want {
 			t.Errorf("gopmtud_peer_states{state=%q} = %v, want %v", state, got, want)
 		}
 	}
@@ -327,7 +326,7 @@ func TestCaptureRunner(t *testing.T) {
 	if err := c.Run(context.Background()); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("a listener that gave up must end the daemon: %v", err)
 	}
-	if testutil.ToFloat64(m.CaptureUp) != 0 {
+	if m.CaptureUp.Value() != 0 {
 		t.Fatal("capture_up still 1 after capture died")
 	}
 	ctx, cancel := context.WithCancel(context.Background())

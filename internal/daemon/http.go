@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
@@ -29,7 +27,7 @@ type httpServers struct {
 
 func newHTTPServers(cfg config.Config, m *metrics.Metrics, checks *health.Checker, st http.Handler, log *slog.Logger) (*httpServers, error) {
 	metricsMux := http.NewServeMux()
-	metricsMux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	metricsMux.Handle("/metrics", m.Registry.Handler())
 	// Health on the metrics listener too: one port to open and probe.
 	metricsMux.Handle("/healthz", checks.Handler())
 	metricsMux.Handle("/readyz", checks.Handler())

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/health"
@@ -129,14 +127,10 @@ const peerErrorMemory = time.Minute
 // same numbers Prometheus sees.
 func (s *statusSource) counters() status.Counters {
 	c := status.Counters{Dropped: map[string]uint64{}}
-	families, err := s.m.Registry.Gather()
-	if err != nil {
-		return c
-	}
-	for _, f := range families {
-		for _, mt := range f.GetMetric() {
-			v := uint64(mt.GetCounter().GetValue())
-			switch f.GetName() {
+	for _, f := range s.m.Registry.Gather() {
+		for _, mt := range f.Series {
+			v := uint64(mt.Value)
+			switch f.Name {
 			case "gopmtud_packets_received_total":
 				c.Received += v
 			case "gopmtud_messages_relayed_total":
@@ -147,21 +141,12 @@ func (s *statusSource) counters() status.Counters {
 				c.SendErrors += v
 			case "gopmtud_packets_dropped_total":
 				if v > 0 {
-					c.Dropped[label(mt, "reason")] = v
+					c.Dropped[mt.Label("reason")] = v
 				}
 			}
 		}
 	}
 	return c
-}
-
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // peerErrors remembers, by peer name, the send errors the relay reported.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/go-pmtud/go-pmtud/internal/config"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/health"
 	"github.com/go-pmtud/go-pmtud/internal/inject"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/transport"
@@ -217,10 +217,10 @@ func nodeAddrs(uplinks []string, relayFor []netip.Prefix) ([]netip.Addr, error) 
 // gopmtud_tunnel_filtered_total{reason}, read from nftables at each scrape.
 func registerTunnelFilterMetrics(fw *firewall.Table, m *metrics.Metrics) {
 	for _, reason := range []string{"not_peer", "not_node_address"} {
-		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Subsystem: "tunnel", Name: "filtered_total",
+		m.Registry.MustRegister(expo.NewCounterFunc(expo.Opts{
+			Name:        "gopmtud_tunnel_filtered_total",
 			Help:        "Datagrams to the tunnel port dropped by the kernel filter before the socket: from a non-peer, or to an address that is not the node's own (a VIP).",
-			ConstLabels: prometheus.Labels{"reason": reason},
+			ConstLabels: map[string]string{"reason": reason},
 		}, func() float64 {
 			notPeer, notAddr, err := fw.TunnelDrops()
 			if err != nil {

@@ -12,9 +12,8 @@ package inject
 import (
 	"net/netip"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/go-pmtud/go-pmtud/internal/drop"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 )
 
@@ -77,14 +76,14 @@ func Results() []Result {
 
 // metrics counts datagrams by result: gopmtud_tunnel_received_total{result}.
 type metrics struct {
-	byResult [numResults]prometheus.Counter
+	byResult [numResults]*expo.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "gopmtud", Subsystem: "tunnel", Name: "received_total",
+func newMetrics(reg *expo.Registry) *metrics {
+	vec := expo.NewCounterVec(expo.Opts{
+		Name: "gopmtud_tunnel_received_total",
 		Help: "Tunnel datagrams received from peers, by what became of them (injected into the TUN device, or why not).",
-	}, []string{"result"})
+	}, "result")
 	m := &metrics{}
 	for _, r := range Results() {
 		m.byResult[r] = vec.WithLabelValues(r.String())

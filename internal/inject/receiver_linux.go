@@ -15,11 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/lograte"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 )
 
@@ -61,7 +61,7 @@ type Config struct {
 	// rate-limited). May be nil.
 	Logger *slog.Logger
 	// Registerer gets gopmtud_tunnel_received_total. May be nil.
-	Registerer prometheus.Registerer
+	Registerer *expo.Registry
 }
 
 // Receiver listens for tunnel datagrams and injects their packets through

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
 	"github.com/go-pmtud/go-pmtud/internal/ptb/ptbtest"
@@ -115,9 +115,9 @@ func readSysctlIn(t *testing.T, ns, key string) string {
 
 // receiver opens a Receiver in R that knows S's first addresses as peers,
 // runs it, and returns it with its metrics registry.
-func (l *testLab) receiver(t *testing.T) (*Receiver, *prometheus.Registry) {
+func (l *testLab) receiver(t *testing.T) (*Receiver, *expo.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg := expo.NewRegistry()
 	var r *Receiver
 	in(t, l.r, func() error {
 		var err error
@@ -163,27 +163,16 @@ func (l *testLab) send(t *testing.T, src netip.Addr, d []byte) {
 	})
 }
 
-func count(t *testing.T, reg *prometheus.Registry, res Result) float64 {
+func count(t *testing.T, reg *expo.Registry, res Result) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := reg.Value("gopmtud_tunnel_received_total", "result", res.String())
+	if !ok {
+		t.Fatalf("no gopmtud_tunnel_received_total{result=%q}", res)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "gopmtud_tunnel_received_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == res.String() {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no gopmtud_tunnel_received_total{result=%q}", res)
-	return 0
+	return v
 }
 
-func waitCount(t *testing.T, reg *prometheus.Registry, res Result, want float64) {
+func waitCount(t *testing.T, reg *expo.Registry, res Result, want float64) {
 	t.Helper()
 	for i := 0; i < 150; i++ {
 		if count(t, reg, res) == want {
@@ -394,7 +383,7 @@ func TestReceiverDeviceLifetime(t *testing.T) {
 //     reverse-path filter and still works. Once the operator sets all=2,
 //     Detail clears and IPv4 works, without a restart.
 func TestReversePathFilter(t *testing.T) {
-	delivered := func(t *testing.T, l *testLab, reg *prometheus.Registry, injected float64, f uint8) int {
+	delivered := func(t *testing.T, l *testLab, reg *expo.Registry, injected float64, f uint8) int {
 		t.Helper()
 		c, port := nextClient(f)
 		s := openPMTUSocket(t, l.r, c, port)

@@ -153,15 +153,15 @@ type Engine struct {
 
 	// The tables are keyed by a seeded 64-bit hash of their keys: 16
 	// bytes a slot where the keys themselves took up to 72, so the
-	// tables full at MaxTracked hold 6.8 MiB instead of 20.3
-	// (BenchmarkFullTablesHeap); hashing is cheaper than comparing the
-	// long keys, too. Two keys share
+	// tables full at MaxTracked hold 6.8 MiB (maps; 4 with table64)
+	// instead of 20.3 (BenchmarkFullTablesHeap); hashing is cheaper than
+	// comparing the long keys, too. Two keys share
 	// a slot with probability about n²/2⁶⁵ (10⁻¹⁰ for a full table); a
 	// random seed per engine keeps anyone from making them collide.
 	seed    maphash.Seed
-	dedup   table[uint64]
-	flows   table[uint64]
-	sources table[uint64]
+	dedup   table64
+	flows   table64
+	sources table64
 }
 
 // dedupKey identifies "the same message": router, quoted flow, MTU.
@@ -240,9 +240,9 @@ func New(cfg Config) (*Engine, error) {
 		dedupHint = perGen(e.window)
 	}
 	e.seed = maphash.MakeSeed()
-	e.dedup = newTable[uint64](cfg.MaxTracked, dedupHint, e.window)
-	e.flows = newTable[uint64](cfg.MaxTracked, perGen(e.flowLim.refill()), e.flowLim.refill())
-	e.sources = newTable[uint64](cfg.MaxTracked, perGen(e.srcLim.refill()), e.srcLim.refill())
+	e.dedup = newTable64(cfg.MaxTracked, dedupHint, e.window)
+	e.flows = newTable64(cfg.MaxTracked, perGen(e.flowLim.refill()), e.flowLim.refill())
+	e.sources = newTable64(cfg.MaxTracked, perGen(e.srcLim.refill()), e.srcLim.refill())
 	return e, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
@@ -99,8 +97,8 @@ func TestGoodPTBIsRelayedToPeersOfItsFamily(t *testing.T) {
 	if s.sent != 1 || len(s.lastTo) != 2 || s.lastMsg.MTU != 1400 || s.lastMsg.Inner.DstPort != 40000 {
 		t.Fatalf("sent=%d to=%v msg=%+v", s.sent, s.lastTo, s.lastMsg)
 	}
-	if testutil.ToFloat64(m.Relayed4) != 1 || testutil.ToFloat64(m.FramesSent) != 1 {
-		t.Fatalf("relayed=%v frames=%v", testutil.ToFloat64(m.Relayed4), testutil.ToFloat64(m.FramesSent))
+	if m.Relayed4.Value() != 1 || m.FramesSent.Value() != 1 {
+		t.Fatalf("relayed=%v frames=%v", m.Relayed4.Value(), m.FramesSent.Value())
 	}
 	if len(*failed) != 1 || (*failed)[0] != peerB {
 		t.Fatalf("send errors reported for %v, want [%v]", *failed, peerB)
@@ -127,8 +125,8 @@ func TestQueueHoldsUntilFlush(t *testing.T) {
 			t.Fatalf("packet %d: %v, want %v", i, got, want)
 		}
 	}
-	if len(s.batches) != 0 || testutil.ToFloat64(m.Relayed4) != 3 {
-		t.Fatalf("before Flush: %d batches sent, relayed %v", len(s.batches), testutil.ToFloat64(m.Relayed4))
+	if len(s.batches) != 0 || m.Relayed4.Value() != 3 {
+		t.Fatalf("before Flush: %d batches sent, relayed %v", len(s.batches), m.Relayed4.Value())
 	}
 	r.Flush()
 	r.Flush() // nothing left: no empty batch
@@ -138,14 +136,14 @@ func TestQueueHoldsUntilFlush(t *testing.T) {
 	if s.lastMsg.Inner.DstPort != 41002 || len(s.lastTo) != 2 {
 		t.Fatalf("last message %+v to %v", s.lastMsg.Inner, s.lastTo)
 	}
-	if got := testutil.ToFloat64(m.FramesSent); got != 3 {
+	if got := m.FramesSent.Value(); got != 3 {
 		t.Fatalf("frames sent %v, want 3 (peer B failed each time)", got)
 	}
 	if len(*failed) != 3 || (*failed)[0] != peerB || (*failed)[2] != peerB {
 		t.Fatalf("send errors reported for %v, want peer B three times", *failed)
 	}
-	if got := testutil.CollectAndCount(m.RelayLatency); got != 1 {
-		t.Fatalf("latency histogram: %d series", got)
+	if got := m.RelayLatency.Value().Count(); got != 3 {
+		t.Fatalf("latency histogram: %d observations, want one per message (3)", got)
 	}
 }
 
@@ -185,7 +183,7 @@ func TestDropsAreCountedByReasonAndNeverSent(t *testing.T) {
 		if got := r.Handle(tc.p); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
-		if got := testutil.ToFloat64(m.Dropped(tc.want)); got < 1 {
+		if got := m.Dropped(tc.want).Value(); got < 1 {
 			t.Errorf("%s: dropped{%s} = %v", tc.name, tc.want, got)
 		}
 	}
@@ -206,8 +204,8 @@ func TestDryRunDecidesButSendsNothing(t *testing.T) {
 	if got := r.Handle(pkt(b, [6]byte{9})); got != drop.None {
 		t.Fatalf("decision = %v", got)
 	}
-	if s.sent != 0 || testutil.ToFloat64(m.Relayed4) != 1 {
-		t.Fatalf("dry run: sent=%d relayed=%v", s.sent, testutil.ToFloat64(m.Relayed4))
+	if s.sent != 0 || m.Relayed4.Value() != 1 {
+		t.Fatalf("dry run: sent=%d relayed=%v", s.sent, m.Relayed4.Value())
 	}
 }
 
@@ -301,8 +299,8 @@ func TestTunnelCopyIsNotRelayed(t *testing.T) {
 	if got := r.Handle(copyIn); got != drop.FromPeer {
 		t.Fatalf("copy on the TUN device: %v, want from_peer", got)
 	}
-	if s.sent != 0 || testutil.ToFloat64(m.Dropped(drop.FromPeer)) != 1 {
-		t.Fatalf("sent %d, from_peer %v", s.sent, testutil.ToFloat64(m.Dropped(drop.FromPeer)))
+	if s.sent != 0 || m.Dropped(drop.FromPeer).Value() != 1 {
+		t.Fatalf("sent %d, from_peer %v", s.sent, m.Dropped(drop.FromPeer).Value())
 	}
 	if got := r.Handle(&capture.Packet{Payload: b, IfIndex: 2, Received: time.Now()}); got != drop.None {
 		t.Fatalf("the same packet on the uplink: %v, want relayed", got)

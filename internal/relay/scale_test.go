@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
@@ -117,11 +115,11 @@ func TestSendErrorsByNodeName(t *testing.T) {
 			t.Fatalf("decision %v", got)
 		}
 		for _, n := range []string{"node-3", "node-17", "node-30"} {
-			if got := testutil.ToFloat64(m.SendErrors.WithLabelValues(n)); got != 1 {
+			if got := m.SendErrors.WithLabelValues(n).Value(); got != 1 {
 				t.Errorf("order %v: send_errors_total{peer=%q} = %v, want 1", order, n, got)
 			}
 		}
-		if got := testutil.CollectAndCount(m.SendErrors); got != 3 {
+		if got := m.SendErrors.Len(); got != 3 {
 			t.Errorf("order %v: %d send error series, want 3", order, got)
 		}
 	}
@@ -161,8 +159,8 @@ func TestTargetedFanout(t *testing.T) {
 		}
 	}
 	// The histogram saw 2, 1 and 40 peers.
-	if got := testutil.CollectAndCount(m.Fanout); got != 1 {
-		t.Fatalf("fan-out histogram: %d series", got)
+	if h := m.Fanout.Value(); h.Count() != 3 || h.Sum != 43 {
+		t.Fatalf("fan-out histogram: %d observations summing to %v, want 3 and 43", h.Count(), h.Sum)
 	}
 	r.SetFanout(nil)
 	r.Handle(ptbFor(vip, 443, 2))
@@ -204,8 +202,8 @@ func TestFrameBudgetIsWholeOrNothing(t *testing.T) {
 	if got := r.Handle(ptbFor(vip, 80, 2)); got != drop.RateLimitedFrames {
 		t.Fatalf("40 frames with 10 left: %v, want rate_limited_frames", got)
 	}
-	if s.calls != 1 || testutil.ToFloat64(m.Dropped(drop.RateLimitedFrames)) != 1 {
-		t.Fatalf("transport called %d times, dropped %v", s.calls, testutil.ToFloat64(m.Dropped(drop.RateLimitedFrames)))
+	if s.calls != 1 || m.Dropped(drop.RateLimitedFrames).Value() != 1 {
+		t.Fatalf("transport called %d times, dropped %v", s.calls, m.Dropped(drop.RateLimitedFrames).Value())
 	}
 	// A broadcast costs one frame whatever the peers.
 	b := &scriptedSender{name: "broadcast"}
@@ -241,7 +239,7 @@ func TestFailingFanoutAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(50, step); a != 0 {
 		t.Errorf("a relay to 2,000 failing peers allocates %v", a)
 	}
-	if got := testutil.ToFloat64(m.SendErrors.WithLabelValues("node-1999")); got != 52 {
+	if got := m.SendErrors.WithLabelValues("node-1999").Value(); got != 52 {
 		t.Errorf("node-1999 failed %v times, want 52 (AllocsPerRun runs once more)", got)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 )
 
 // DefaultPoll is how often a KeyFile looks at its file. Polling the content,
@@ -32,20 +32,20 @@ type KeyFile struct {
 	last []byte // content of the last version read, good or bad
 	err  error  // why the last version was refused; nil if it is in use
 
-	reloads *prometheus.CounterVec
+	reloads *expo.CounterVec
 }
 
 // OpenKeyFile reads and parses path. Unlike a later change, a bad file here
 // is an error: the caller refuses to start. reg may be nil.
-func OpenKeyFile(path string, log *slog.Logger, reg prometheus.Registerer) (*KeyFile, error) {
+func OpenKeyFile(path string, log *slog.Logger, reg *expo.Registry) (*KeyFile, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	k := &KeyFile{path: path, log: log}
-	k.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "gopmtud", Subsystem: "tunnel", Name: "key_reloads_total",
+	k.reloads = expo.NewCounterVec(expo.Opts{
+		Name: "gopmtud_tunnel_key_reloads_total",
 		Help: "Changes of the tunnel key file seen, by result (ok: in use; error: refused, the previous keys stay).",
-	}, []string{"result"})
+	}, "result")
 	k.reloads.WithLabelValues("ok")
 	k.reloads.WithLabelValues("error")
 	b, err := os.ReadFile(path)

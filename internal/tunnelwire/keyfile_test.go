@@ -5,8 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 )
 
 // TestKeyFileReload follows a Kubernetes Secret volume: the file is a
@@ -34,7 +33,7 @@ func TestKeyFileReload(t *testing.T) {
 	if err := os.Symlink("..data/keys", path); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
+	reg := expo.NewRegistry()
 	k, err := OpenKeyFile(path, nil, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +63,7 @@ func TestKeyFileReload(t *testing.T) {
 	if k.Keyring().Len() != 1 || k.Err() == nil {
 		t.Fatalf("file gone: ids %v err %v", k.Keyring().IDs(), k.Err())
 	}
-	if ok, bad := testutil.ToFloat64(k.reloads.WithLabelValues("ok")), testutil.ToFloat64(k.reloads.WithLabelValues("error")); ok != 2 || bad != 2 {
+	if ok, bad := k.reloads.WithLabelValues("ok").Value(), k.reloads.WithLabelValues("error").Value(); ok != 2 || bad != 2 {
 		t.Errorf("reloads ok=%v error=%v, want 2 and 2", ok, bad)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/drop"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
@@ -65,7 +63,7 @@ func BenchmarkRoutedFanout5000(b *testing.B) {
 	p := &capture.Packet{Payload: ptbtest.Build(ptbtest.Spec{Router: netip.MustParseAddr("198.51.100.1"),
 		VIP: netip.MustParseAddr("172.16.0.1"), Client: netip.MustParseAddr("203.0.113.7"), MTU: 1400, SrcPort: 443, DstPort: 40000}),
 		Received: time.Now()}
-	frames := func() float64 { return testutil.ToFloat64(m.FramesSent) }
+	frames := func() float64 { return m.FramesSent.Value() }
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

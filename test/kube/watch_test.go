@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 	"github.com/go-pmtud/go-pmtud/internal/peers/kube"
 )
@@ -77,10 +77,10 @@ func nodeClient(t *testing.T, cfg *rest.Config) *kubeapi.Client {
 
 // watchPeers runs kube.Run into a peers.Registry, as the daemon does, until
 // the test ends.
-func watchPeers(t *testing.T, c kubeapi.Getter, cfg kube.Config) (*peers.Registry, *kube.Watcher, *prometheus.Registry) {
+func watchPeers(t *testing.T, c kubeapi.Getter, cfg kube.Config) (*peers.Registry, *kube.Watcher, *expo.Registry) {
 	t.Helper()
 	reg := peers.NewRegistry()
-	metrics := prometheus.NewRegistry()
+	metrics := expo.NewRegistry()
 	cfg.Registerer = metrics
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -258,18 +258,11 @@ func TestAPIServerOutage(t *testing.T) {
 }
 
 // metricValue reads one unlabelled gauge or counter.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func metricValue(t *testing.T, reg *expo.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := reg.Value(name)
+	if !ok {
+		t.Fatalf("metric %s not exported", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not exported", name)
-	return 0
+	return v
 }

@@ -21,9 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 )
 
@@ -54,7 +53,7 @@ type Config struct {
 	// Logger receives progress and API errors; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the gopmtud_kubernetes_* metrics; nil: not exported.
-	Registerer prometheus.Registerer
+	Registerer *expo.Registry
 }
 
 // Watcher publishes the peers found in Node objects.

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi/fakeapi"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/peers"
 )
 
@@ -186,7 +186,7 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	reg := prometheus.NewRegistry()
+	reg := expo.NewRegistry()
 	w, err := New(client, Config{NodeName: "self", Debounce: 10 * time.Millisecond, Registerer: reg}, rec.publish)
 	if err != nil {
 		t.Fatal(err)
@@ -233,20 +233,13 @@ func TestRunFollowsNodesWithFakeClient(t *testing.T) {
 }
 
 // metricValue reads one unlabelled gauge or counter from reg.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func metricValue(t *testing.T, reg *expo.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := reg.Value(name)
+	if !ok {
+		t.Fatalf("metric %s not exported", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not exported", name)
-	return 0
+	return v
 }
 
 // TestNotReadyAndCordonedNodesStayPeers: a NotReady node (kubelet down, its

@@ -11,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 )
 
 // ServiceConfig configures the Service and EndpointSlice watch.
@@ -24,7 +23,7 @@ type ServiceConfig struct {
 	// Logger receives progress and API errors; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the gopmtud_fanout_* metrics; nil: not exported.
-	Registerer prometheus.Registerer
+	Registerer *expo.Registry
 }
 
 // ServiceWatcher publishes a fanout.Table built from Services and
@@ -249,15 +248,15 @@ func (w *ServiceWatcher) Detail() string {
 		w.keys.Load(), time.Since(time.Unix(0, w.builtAt.Load())).Round(time.Second), w.errors.Load())
 }
 
-func (w *ServiceWatcher) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gopmtud", Subsystem: "fanout", Name: "targeted_keys",
+func (w *ServiceWatcher) register(reg *expo.Registry) error {
+	for _, c := range []expo.Collector{
+		expo.NewGaugeFunc(expo.Opts{Name: "gopmtud_fanout_targeted_keys",
 			Help: "Service address/port/protocol keys relayed only to the nodes with endpoints (externalTrafficPolicy Local)."},
 			func() float64 { return float64(w.keys.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gopmtud", Subsystem: "fanout", Name: "synced",
+		expo.NewGaugeFunc(expo.Opts{Name: "gopmtud_fanout_synced",
 			Help: "1 once Services and EndpointSlices were listed and the targeted fan-out is in use."},
 			func() float64 { return b2f(w.synced.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gopmtud", Subsystem: "fanout", Name: "watch_errors_total",
+		expo.NewCounterFunc(expo.Opts{Name: "gopmtud_fanout_watch_errors_total",
 			Help: "Failed Service and EndpointSlice list and watch requests; the last table stays in use meanwhile."},
 			func() float64 { return float64(w.errors.Load()) }),
 	} {

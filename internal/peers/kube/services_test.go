@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi"
 	"github.com/go-pmtud/go-pmtud/internal/kubeapi/fakeapi"
+	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 )
 
 func apiService(ns, name string, local bool, clusterIP, lbIP string, port int32) *corev1.Service {
@@ -92,7 +92,7 @@ func TestServiceWatch(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var tables []*fanout.Table
-	reg := prometheus.NewRegistry()
+	reg := expo.NewRegistry()
 	w, err := NewServiceWatcher(c,
 		ServiceConfig{Debounce: 10 * time.Millisecond, Registerer: reg}, func(t *fanout.Table) {
 			mu.Lock()
