@@ -40,14 +40,16 @@ lab: setup build
 GOTEST = bash -o pipefail -c 'GOPMTUD_REQUIRE_ROOT=1 $(GO) test -json "$$@" 2>&1 | \
 	if [ "$(GOTEST_SHOW)" = 1 ]; then $(GO) run ./internal/testnet/testsummary -v; else $(GO) run ./internal/testnet/testsummary; fi' gotest
 
-# prebuild starts the slow tool builds in the background first (hack/prebuild.sh).
+# prebuild starts the slow tool builds in the background first (hack/prebuild.sh):
+# the kube-bins, then promtool, so that the Kubernetes tests (minutes, mostly
+# waiting) run while promtool builds, and the alert rules' tests come last.
 test: setup prebuild lint
 	@$(GOTEST) -count=1 -timeout 20m ./internal/... ./cmd/...
 	@$(GOTEST) -count=1 -timeout 12m -p 1 ./test/relay/... ./test/safety/...
 	@$(GOTEST) -count=1 -timeout 20m ./test/image/...   # cross-compiles amd64 and arm64 (cold: minutes)
-	$(MAKE) test-monitoring
 	@$(GOTEST) -count=1 -timeout 15m -p 1 ./test/e2e/...
 	$(MAKE) test-kubernetes
+	$(MAKE) test-monitoring
 
 test-unit:
 	@$(GOTEST) -count=1 ./internal/... ./cmd/...
