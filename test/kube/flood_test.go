@@ -47,17 +47,25 @@ func TestFrameBudgetUnderFlood(t *testing.T) {
 	d.waitMetric(t, "gopmtud_peers_total", peers, 10*time.Second)
 	d.waitMetric(t, "gopmtud_firewall_rule_up", 1, 10*time.Second)
 
-	// Frames sent, sampled every 50 ms while the flood runs and after.
+	// Frames sent, sampled every 50 ms while the flood runs and after. The
+	// counter is read somewhere between before and after (a scrape takes
+	// time, more on a loaded machine).
 	type sample struct {
-		at     time.Time
-		frames float64
+		before, after time.Time
+		frames        float64
 	}
-	samples := []sample{{time.Now(), d.metric(`gopmtud_frames_sent_total{transport="routed"}`)}}
+	scrape := func() sample {
+		s := sample{before: time.Now()}
+		s.frames = d.metric(`gopmtud_frames_sent_total{transport="routed"}`)
+		s.after = time.Now()
+		return s
+	}
+	samples := []sample{scrape()}
 	done := make(chan error, 1)
 	go func() { done <- flood(ns, messages, floodTime) }()
 	for end := time.Now().Add(floodTime + 2*time.Second); time.Now().Before(end); {
 		time.Sleep(50 * time.Millisecond)
-		samples = append(samples, sample{time.Now(), d.metric(`gopmtud_frames_sent_total{transport="routed"}`)})
+		samples = append(samples, scrape())
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("flood: %v", err)
@@ -66,8 +74,10 @@ func TestFrameBudgetUnderFlood(t *testing.T) {
 	worst := 0.0
 	for i, a := range samples {
 		for _, b := range samples[i:] {
-			// Windows a little under a second (the samples' own spacing).
-			if b.at.Sub(a.at) <= time.Second-60*time.Millisecond {
+			// Windows surely under a second, however long the two
+			// scrapes took: at most 10,000 + 40,000 x 0.94 frames may
+			// pass in one, plus one fan-out admitted on the edge.
+			if b.after.Sub(a.before) <= time.Second-60*time.Millisecond {
 				worst = max(worst, b.frames-a.frames)
 			}
 		}
@@ -77,8 +87,10 @@ func TestFrameBudgetUnderFlood(t *testing.T) {
 	received := d.metric("gopmtud_packets_received_total")
 	t.Logf("flood: %d PTBs in %v; received %.0f, relayed %.0f (%.0f frames, %.0f in the busiest second), rate_limited_frames %.0f",
 		messages, floodTime, received, relayed, total, worst, limited)
-	if worst > budget1s {
-		t.Errorf("%.0f frames in one second, budget %d", worst, budget1s)
+	// The bucket: the burst, the rate for the window, one fan-out admitted
+	// on the edge.
+	if limit := 10000 + 40000*0.94 + peers; worst > limit {
+		t.Errorf("%.0f frames in under a second (0.94 s), budget %.0f", worst, limit)
 	}
 	if total != relayed*peers {
 		t.Errorf("%.0f frames for %.0f messages to %d peers: a fan-out was sent in part", total, relayed, peers)
