@@ -15,6 +15,7 @@
 package fanout
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -177,4 +178,15 @@ func (t *Table) Len() int {
 		return 0
 	}
 	return len(t.m)
+}
+
+// Equal reports whether t and o relay alike: the same keys with the same
+// owners (nil, every peer, differs from an empty list) and addresses.
+func (t *Table) Equal(o *Table) bool {
+	if t == nil || o == nil {
+		return t == o
+	}
+	return maps.Equal(t.addrs, o.addrs) && maps.EqualFunc(t.m, o.m, func(a, b []string) bool {
+		return (a == nil) == (b == nil) && slices.Equal(a, b)
+	})
 }

@@ -129,3 +129,31 @@ func TestHasAddrKnowsEveryServiceAddress(t *testing.T) {
 		t.Fatalf("HasAddr allocates %v", a)
 	}
 }
+
+// TestEqual: tables built from the same facts (in any order) are equal; a
+// moved endpoint, a policy turned Cluster or another address is not.
+func TestEqual(t *testing.T) {
+	svcs := []Service{{Namespace: "web", Name: "front", Local: true, Addrs: []netip.Addr{clusterIP, lbIP}, Ports: []Port{https}}}
+	sl := []Slice{{Namespace: "web", Service: "front", Nodes: []string{"node-3", "node-1"}}}
+	a := Build(svcs, sl)
+	if b := Build(svcs, []Slice{{Namespace: "web", Service: "front", Nodes: []string{"node-1", "node-3", "node-1"}}}); !a.Equal(b) {
+		t.Error("the same owners in another order differ")
+	}
+	cluster := []Service{svcs[0]}
+	cluster[0].Local = false
+	other := []Service{svcs[0]}
+	other[0].Addrs = []netip.Addr{clusterIP, lbIP6}
+	for name, b := range map[string]*Table{
+		"moved endpoint": Build(svcs, []Slice{{Namespace: "web", Service: "front", Nodes: []string{"node-1", "node-4"}}}),
+		"policy Cluster": Build(cluster, sl),
+		"other address":  Build(other, sl),
+		"nil":            nil,
+	} {
+		if a.Equal(b) || b.Equal(a) {
+			t.Errorf("%s: equal", name)
+		}
+	}
+	if !(*Table)(nil).Equal(nil) {
+		t.Error("nil tables differ")
+	}
+}

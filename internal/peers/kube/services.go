@@ -40,7 +40,8 @@ type ServiceWatcher struct {
 	synced  atomic.Bool
 	errors  atomic.Uint64
 	keys    atomic.Int64
-	builtAt atomic.Int64 // unix nanoseconds of the last table
+	builtAt atomic.Int64  // unix nanoseconds of the last table
+	last    *fanout.Table // the last published (build's goroutine only)
 	kick    chan struct{}
 	once    sync.Once
 }
@@ -133,12 +134,19 @@ func (w *ServiceWatcher) poke() {
 	}
 }
 
-// build publishes the table of what the caches hold.
+// build publishes the table of what the caches hold, unless it relays
+// exactly as the last one: a change notice can come after the change was
+// already built (the second initial list's, for one), and the relay need
+// not swap tables for nothing.
 func (w *ServiceWatcher) build(svcs []fanout.Service, all []fanout.Slice) {
 	sl := slices.DeleteFunc(all, func(s fanout.Slice) bool { return s.Service == "" })
 	t := fanout.Build(svcs, sl)
 	w.keys.Store(int64(t.Len()))
 	w.builtAt.Store(time.Now().UnixNano())
+	if w.last != nil && t.Equal(w.last) {
+		return
+	}
+	w.last = t
 	w.publish(t)
 }
 
