@@ -212,11 +212,10 @@ func (r *Relay) Flush() {
 	now := time.Now()
 	for k := range r.out {
 		r.metrics.RelayLatency.Observe(now.Sub(r.recv[k]).Seconds())
-		r.out[k] = transport.Outgoing{}
-		r.msgs[k] = ptb.Message{} // holds no pointer into the capture's buffers
 	}
+	// Nothing is zeroed: Parse resets each message it fills, and the next
+	// batch overwrites out and targets from the start.
 	r.out = r.out[:0]
-	clear(r.targets)
 	r.targets = r.targets[:0]
 }
 
