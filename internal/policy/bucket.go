@@ -1,6 +1,9 @@
 package policy
 
-import "time"
+import (
+	"hash/maphash"
+	"time"
+)
 
 // Buckets is the policy's GCRA rate limit (see limit) for other receivers
 // of untrusted input (the tunnel receiver): one bucket per key, bounded in
@@ -10,7 +13,8 @@ import "time"
 type Buckets[K comparable] struct {
 	per, all limit
 	allTAT   int64
-	keys     table[K]
+	keys     table64 // by the key's seeded hash, as the engine's tables
+	seed     maphash.Seed
 	started  bool
 	base     time.Time
 }
@@ -26,7 +30,8 @@ func NewBuckets[K comparable](rate float64, burst int, allRate float64, allBurst
 		return nil, err
 	}
 	b := &Buckets[K]{per: newLimit(rate, burst), all: newLimit(allRate, allBurst), allTAT: -timeLimit}
-	b.keys = newTable[K](max(maxKeys, 2), 0, b.per.refill())
+	b.keys = newTable64(max(maxKeys, 2), 0, b.per.refill())
+	b.seed = maphash.MakeSeed()
 	return b, nil
 }
 
@@ -48,7 +53,8 @@ func (b *Buckets[K]) Take(key K, now time.Time) Verdict {
 		b.started, b.base = true, now
 	}
 	t := min(max(int64(now.Sub(b.base)), -timeLimit), timeLimit)
-	tat, ok := b.keys.get(key)
+	k := maphash.Comparable(b.seed, key)
+	tat, ok := b.keys.get(k)
 	if !ok {
 		tat = t
 	}
@@ -59,6 +65,6 @@ func (b *Buckets[K]) Take(key K, now time.Time) Verdict {
 		return LimitedOverall
 	}
 	b.allTAT = b.all.take(b.allTAT, t)
-	b.keys.put(key, b.per.take(tat, t), t)
+	b.keys.put(k, b.per.take(tat, t), t)
 	return Allowed
 }

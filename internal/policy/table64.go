@@ -2,16 +2,38 @@ package policy
 
 import "math/bits"
 
-// table64 is table for the engine's hashed keys: the same two generations
-// and rotation, each generation an open-addressing array of 16-byte slots
-// (linear probing, at most 3/4 full) instead of a map. A full generation of
-// n keys takes 4/3 n slots where a map takes the next power of two above
-// 8/7 n, so the three tables full at MaxTracked hold about 4 MiB instead
-// of 6.8 (BenchmarkFullTablesHeap).
+// maxPrealloc caps the keys a generation is sized for up front. Sizing for
+// what the global bucket lets through (2000 keys by default) kept 1.3 MB
+// resident in a daemon that may never see a PTB, and raised limits would
+// reserve MaxTracked/2 per generation. Beyond it a generation grows to
+// need, once.
+const maxPrealloc = 64
+
+// table64 maps 64-bit keys (seeded hashes of the real keys) to int64 state
+// (a tat or a timestamp) for at most max keys, with O(1) amortised eviction
+// and no allocation in steady state.
 //
-// Unlike table, put does not delete a key moved up from old: get looks in
-// cur first, so the stale copy is never read, and it goes at the next
-// rotation. Each generation still holds at most max/2 keys.
+// It keeps two generations, cur and old. Writes go to cur (moving a key up
+// from old); reads look in cur, then old. When cur reaches max/2 keys, or
+// the generation is older than horizon, old is cleared and the two swap. So
+// len(cur)+len(old) <= max always; the keys dropped are those not written
+// for a whole generation, the oldest ones; and when the rotation is due to
+// age (the normal case, see Config.MaxTracked) every key dropped was last
+// written more than horizon ago, when its state had already expired:
+// eviction then loses nothing. Only a size-driven rotation can drop live
+// state; the caller treats a missing key as fresh (a full bucket, no
+// duplicate), so that fails open per key and stays bounded by the global
+// bucket, which is never evicted.
+//
+// Each generation is an open-addressing array of 16-byte slots (linear
+// probing, at most 3/4 full): a full generation of n keys takes 4/3 n
+// slots where a map takes the next power of two above 8/7 n, so the
+// engine's three tables full at MaxTracked hold about 4 MiB instead of 6.8
+// (BenchmarkFullTablesHeap; table_ref_test.go keeps the map version as the
+// model these arrays are checked against). put does not delete a key moved
+// up from old: get looks in cur first, so the stale copy is never read,
+// and it goes at the next rotation. Only inserts reach cur and clear keeps
+// an array, so a grown generation allocates nothing more.
 type table64 struct {
 	cur, old gen64
 	half     int
