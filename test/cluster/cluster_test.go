@@ -343,7 +343,7 @@ func upgrade(t *testing.T, c *Cluster, tag string) {
 	if len(r.gaps) != len(c.l.Nodes) {
 		t.Errorf("saw %d nodes restart (%v), want every one", len(r.gaps), r.gaps)
 	}
-	t.Logf("rolled to %s: each node without a Ready pod for %v, one at a time", tag, r.gaps)
+	t.Logf("rolled to %s: each node without a Ready pod for %v", tag, r.gaps)
 	for _, p := range c.pods(t) {
 		if want := imageRepo + ":" + tag; p.rel.Image != want {
 			t.Errorf("%s runs %s after the upgrade, want %s", lab.NodeName(p.node), p.rel.Image, want)
@@ -355,6 +355,7 @@ func upgrade(t *testing.T, c *Cluster, tag string) {
 // Ready go-pmtud pod, and what went wrong.
 type rollReport struct {
 	gaps     map[string]time.Duration
+	mostDown int // nodes without a Ready pod at once, at the worst
 	problems []string
 }
 
@@ -378,6 +379,9 @@ func watchRoll(c *Cluster, done chan struct{}) rollReport {
 			for n := range down {
 				r.problems = append(r.problems, n+" still without a Ready pod after the rollout")
 			}
+			if r.mostDown > 1 {
+				r.problems = append(r.problems, fmt.Sprintf("%d nodes without a Ready pod at once", r.mostDown))
+			}
 			return r
 		}
 		byNode, err := c.daemonPods()
@@ -400,8 +404,8 @@ func watchRoll(c *Cluster, done chan struct{}) rollReport {
 				delete(down, n)
 			}
 		}
-		if len(down) > 1 {
-			r.problems = append(r.problems, fmt.Sprintf("%d nodes without a Ready pod at once", len(down)))
+		if len(down) > 1 && len(down) > r.mostDown {
+			r.mostDown = len(down)
 		}
 	}
 }
