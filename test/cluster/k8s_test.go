@@ -37,7 +37,8 @@ type Cluster struct {
 	l        *lab.Lab
 	cp       *controlplane.ControlPlane
 	kubelets []*Kubelet
-	home     string // helm's state
+	home     string       // helm's state
+	api      *http.Client // the test's own, kept alive across polls
 }
 
 // startCluster turns lab l into a cluster and waits for every Node Ready.
@@ -61,6 +62,8 @@ func startCluster(t *testing.T, l *lab.Lab) *Cluster {
 		Tokens:      tokens,
 		Controllers: controllers,
 	})
+	c.api = c.cp.HTTPClient()
+	t.Cleanup(c.api.CloseIdleConnections)
 	svc := netip.AddrPortFrom(controlplane.KubernetesService, 443)
 	for i := range l.Nodes {
 		if err := l.InstallClusterIP(i, svc, netip.AddrPortFrom(apiAddr, uint16(c.cp.Port))); err != nil {
@@ -168,9 +171,7 @@ func (c *Cluster) get(path string, v any) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+controlplane.AdminToken)
-	hc := c.cp.HTTPClient()
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
+	resp, err := c.api.Do(req)
 	if err != nil {
 		return err
 	}
