@@ -94,6 +94,7 @@ func (d *daemon) build() error {
 		}
 	}
 	d.checks.Live("process", func() error { return nil })
+	d.components = append(d.components, d.releaseStartupPages)
 	return nil
 }
 
