@@ -2,13 +2,12 @@
 // read-only data, the tables the runtime reads for stack maps) out of the
 // process's page tables once start-up is over. The kernel maps a binary's
 // pages on first touch, 64 kB around each fault, and keeps them mapped for
-// the life of the process: start-up code (flag parsing, the first
-// Kubernetes list, package initialisation) that never runs again stays in
-// RSS, and in the working set the kubelet reports, because mapped
-// executable pages are the last the kernel ages out. Unmapped, they stay
-// in the page cache (shared, clean, reclaimable) and fault back in if they
-// are used again; what the daemon goes on using is mapped again within
-// moments.
+// the life of the process, so start-up code that never runs again (flag
+// parsing, package initialisation, the first Kubernetes list) stays in RSS.
+// Unmapped, the pages stay in the page cache (clean, shared, still charged
+// to the container's cgroup as cache) and are the first the kernel reclaims
+// under pressure, where mapped executable pages are kept longest; whatever
+// the daemon goes on using faults back in within moments.
 package textpages
 
 import (
