@@ -81,6 +81,7 @@ func TestRate(t *testing.T) {
 
 	t.Run("defaults", func(t *testing.T) {
 		r := newRig(t, bin)
+		say("defaults, %s", r.startString())
 		cpu0 := must(benchrate.CPU(r.d.Pid()))
 		time.Sleep(5 * time.Second)
 		say("defaults, idle: CPU %v in 5 s", must(benchrate.CPU(r.d.Pid()))-cpu0)
@@ -92,6 +93,7 @@ func TestRate(t *testing.T) {
 	})
 	t.Run("raised", func(t *testing.T) {
 		r := newRig(t, bin, raised...)
+		say("raised, %s", r.startString())
 		x := r.run(t, 200, 10*time.Second, true)
 		say("raised, 200/s: %v", x)
 		best, lossy := 0.0, 0

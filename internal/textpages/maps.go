@@ -1,13 +1,13 @@
 // Package textpages takes the program's own read-only file pages (code,
-// read-only data, the tables the runtime reads for stack maps) out of the
-// process's page tables once start-up is over. The kernel maps a binary's
-// pages on first touch, 64 kB around each fault, and keeps them mapped for
-// the life of the process, so start-up code that never runs again (flag
-// parsing, package initialisation, the first Kubernetes list) stays in RSS.
-// Unmapped, the pages stay in the page cache (clean, shared, still charged
-// to the container's cgroup as cache) and are the first the kernel reclaims
-// under pressure, where mapped executable pages are kept longest; whatever
-// the daemon goes on using faults back in within moments.
+// read-only data, the tables the runtime reads for stack maps) out of
+// memory once start-up is over. The kernel maps a binary's pages on first
+// touch, 64 kB around each fault, and keeps them for the life of the
+// process, so start-up code that never runs again (flag parsing, package
+// initialisation, the first Kubernetes list) stays resident, and a page
+// touched once maps its 15 neighbours too. Released, the pages are
+// reclaimed (Android's app compaction does the same to background apps);
+// what the daemon goes on using is read back page by page as it is touched:
+// a few milliseconds of page-ins, once, for the code the relay runs.
 package textpages
 
 import (
