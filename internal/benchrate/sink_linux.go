@@ -78,8 +78,14 @@ func NewSink(ns, iface string, outgoing bool) (*Sink, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Record keeps the timestamps of phase p's frames from now on.
-func (s *Sink) Record(p int) { s.record.Store(int32(p)) }
+// Record keeps the timestamps of phase p's frames from now on, and only
+// theirs: those of an earlier phase are forgotten.
+func (s *Sink) Record(p int) {
+	s.mu.Lock()
+	clear(s.times)
+	s.mu.Unlock()
+	s.record.Store(int32(p))
+}
 
 // Count is the number of frames of phase p seen so far.
 func (s *Sink) Count(p int) uint64 { return s.counts[p&0xff].Load() }
