@@ -30,7 +30,7 @@ func NewBuckets[K comparable](rate float64, burst int, allRate float64, allBurst
 		return nil, err
 	}
 	b := &Buckets[K]{per: newLimit(rate, burst), all: newLimit(allRate, allBurst), allTAT: -timeLimit}
-	b.keys = newTable64(max(maxKeys, 2), 0, b.per.refill())
+	b.keys = newTable64(max(maxKeys, 2), 0, b.per.refill(), nil)
 	b.seed = maphash.MakeSeed()
 	return b, nil
 }

@@ -68,6 +68,10 @@ type Config struct {
 	// MaxTracked bounds the keys held by each table (duplicates, flows,
 	// sources); the oldest are evicted first.
 	MaxTracked int
+
+	// Memory holds the tables' arrays; nil: the Go heap. An Engine with
+	// other memory gives it back on Close.
+	Memory Memory
 }
 
 // DefaultConfig returns the defaults documented in docs/policy.md.
@@ -231,7 +235,7 @@ func New(cfg Config) (*Engine, error) {
 	// holds at most what the global bucket lets through in a horizon; size
 	// the maps for that and they never grow with the default settings.
 	perGen := func(horizon int64) int {
-		h := max(horizon, int64(1e9))
+		h := max(horizon, minHorizon)
 		n := float64(cfg.GlobalBurst) + cfg.GlobalRate*float64(h)/1e9
 		return int(min(n, float64(cfg.MaxTracked)))
 	}
@@ -240,9 +244,9 @@ func New(cfg Config) (*Engine, error) {
 		dedupHint = perGen(e.window)
 	}
 	e.seed = maphash.MakeSeed()
-	e.dedup = newTable64(cfg.MaxTracked, dedupHint, e.window)
-	e.flows = newTable64(cfg.MaxTracked, perGen(e.flowLim.refill()), e.flowLim.refill())
-	e.sources = newTable64(cfg.MaxTracked, perGen(e.srcLim.refill()), e.srcLim.refill())
+	e.dedup = newTable64(cfg.MaxTracked, dedupHint, e.window, cfg.Memory)
+	e.flows = newTable64(cfg.MaxTracked, perGen(e.flowLim.refill()), e.flowLim.refill(), cfg.Memory)
+	e.sources = newTable64(cfg.MaxTracked, perGen(e.srcLim.refill()), e.srcLim.refill(), cfg.Memory)
 	return e, nil
 }
 
@@ -274,6 +278,14 @@ func contains(ps []netip.Prefix, a netip.Addr) bool {
 // clock turns now into the engine's int64 nanoseconds. Sub uses the
 // monotonic reading when both times have one (time.Now does), so a wall
 // clock step neither opens nor closes the buckets.
+// Close gives the tables' arrays back to Config.Memory. The Engine must not
+// be used afterwards.
+func (e *Engine) Close() {
+	e.dedup.free()
+	e.flows.free()
+	e.sources.free()
+}
+
 func (e *Engine) clock(now time.Time) int64 {
 	if !e.started {
 		e.started, e.base = true, now

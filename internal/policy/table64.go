@@ -41,15 +41,34 @@ type table64 struct {
 	genStart int64
 }
 
-func newTable64(maxKeys, hint int, horizon int64) table64 {
+// newTable64 holds at most maxKeys keys, sized for hint up front, whose
+// state expires after horizon ns; its arrays come from mem (nil: the heap).
+func newTable64(maxKeys, hint int, horizon int64, mem Memory) table64 {
+	if mem == nil {
+		mem = heapMemory{}
+	}
 	half := max(maxKeys/2, 1)
 	hint = min(max(hint, 0), half, maxPrealloc)
 	return table64{
-		cur:     newGen64(hint, half),
-		old:     newGen64(hint, half),
-		half:    half,
-		horizon: max(horizon, int64(1e9)),
+		cur:  newGen64(hint, half, mem),
+		old:  newGen64(hint, half, mem),
+		half: half,
+		// The horizon is the time after which state has expired (a
+		// duplicate window, a bucket's refill): a generation is kept that
+		// long, and no longer, so a 100 ms window holds 100 ms of keys, not
+		// a second's. The floor only bounds how often generations swap.
+		horizon: max(horizon, minHorizon),
 	}
+}
+
+// minHorizon bounds how often a table's generations swap.
+const minHorizon = int64(10e6)
+
+// free gives the arrays back to their memory; the table is empty and
+// unusable afterwards.
+func (t *table64) free() {
+	t.cur.free()
+	t.old.free()
 }
 
 func (t *table64) get(k uint64) (int64, bool) {
@@ -79,22 +98,44 @@ func (t *table64) len() int { return t.cur.n + t.old.n }
 
 // gen64 is one generation. Key 0 marks an empty slot, so it is kept apart.
 type gen64 struct {
-	slots  []slot64
+	mem    Memory
+	slots  []Slot
 	n      int // keys held, the zero key included
 	maxCap int // slots for the generation's most keys at 3/4 load
 	zero   bool
 	zeroV  int64
 }
 
-type slot64 struct {
+// Slot is one entry of a table: a key's hash and its state. Free of
+// pointers, so the arrays can live outside the Go heap (Memory).
+type Slot struct {
 	k uint64
 	v int64
 }
 
-func newGen64(hint, maxKeys int) gen64 {
-	g := gen64{maxCap: slotsFor(maxKeys)}
-	g.slots = make([]slot64, min(slotsFor(max(hint, 6)), g.maxCap))
+// Memory provides the tables' arrays of slots. The zero Config uses the Go
+// heap; the daemon maps them outside it (internal/offheap), where the
+// garbage collector neither scans them nor lets the heap grow to twice
+// their size before collecting, and a replaced array is returned at once.
+type Memory interface {
+	Slots(n int) []Slot // n zeroed slots
+	Free([]Slot)        // s came from Slots and is not used again
+}
+
+type heapMemory struct{}
+
+func (heapMemory) Slots(n int) []Slot { return make([]Slot, n) }
+func (heapMemory) Free([]Slot)        {}
+
+func newGen64(hint, maxKeys int, mem Memory) gen64 {
+	g := gen64{mem: mem, maxCap: slotsFor(maxKeys)}
+	g.slots = mem.Slots(min(slotsFor(max(hint, 6)), g.maxCap))
 	return g
+}
+
+func (g *gen64) free() {
+	g.mem.Free(g.slots)
+	g.slots, g.n, g.zero = nil, 0, false
 }
 
 // slotsFor is the array keeping n keys at most 3/4 full.
@@ -144,7 +185,7 @@ func (g *gen64) put(k uint64, v int64) {
 			g.slots[i].v = v
 			return
 		case 0:
-			g.slots[i] = slot64{k, v}
+			g.slots[i] = Slot{k, v}
 			g.n++
 			return
 		}
@@ -158,7 +199,8 @@ func (g *gen64) put(k uint64, v int64) {
 // clear keeps the array, so a grown generation allocates nothing more.
 func (g *gen64) grow() {
 	old := g.slots
-	g.slots = make([]slot64, min(2*len(old), g.maxCap))
+	defer g.mem.Free(old)
+	g.slots = g.mem.Slots(min(2*len(old), g.maxCap))
 	for _, s := range old {
 		if s.k == 0 {
 			continue

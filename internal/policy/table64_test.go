@@ -12,7 +12,7 @@ import (
 func checkSame(t *testing.T, maxKeys int, horizon int64, ops []byte) {
 	t.Helper()
 	ref := newTable[uint64](maxKeys, 0, horizon)
-	got := newTable64(maxKeys, 0, horizon)
+	got := newTable64(maxKeys, 0, horizon, nil)
 	now := int64(0)
 	for i := 0; i+3 <= len(ops); i += 3 {
 		k := uint64(ops[i]) * 0x9E3779B97F4A7C15 // spread like a hash; byte 0 gives key 0
@@ -47,7 +47,7 @@ func TestTable64MatchesTable(t *testing.T) {
 }
 
 func TestTable64GrowsToItsBound(t *testing.T) {
-	tab := newTable64(1000, 0, 1e9)
+	tab := newTable64(1000, 0, 1e9, nil)
 	for i := range uint64(499) {
 		tab.put(i*0x9E3779B97F4A7C15+1, int64(i), 0)
 	}
@@ -72,7 +72,7 @@ func BenchmarkTable64(b *testing.B) {
 	for _, name := range []string{"map", "table64"} {
 		b.Run(name, func(b *testing.B) {
 			ref := newTable[uint64](65536, 0, 1e9)
-			t64 := newTable64(65536, 0, 1e9)
+			t64 := newTable64(65536, 0, 1e9, nil)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				k := uint64(i%20000+1) * 0x9E3779B97F4A7C15

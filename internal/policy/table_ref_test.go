@@ -6,7 +6,7 @@ package policy
 type table[K comparable] struct {
 	cur, old map[K]int64
 	half     int
-	horizon  int64 // ns; at least a second so time-driven clears stay rare
+	horizon  int64 // ns; at least minHorizon, as table64
 	genStart int64
 }
 
@@ -17,7 +17,7 @@ func newTable[K comparable](maxKeys, hint int, horizon int64) table[K] {
 		cur:     make(map[K]int64, hint),
 		old:     make(map[K]int64, hint),
 		half:    half,
-		horizon: max(horizon, int64(1e9)),
+		horizon: max(horizon, minHorizon),
 	}
 }
 
