@@ -148,10 +148,13 @@ func (d *daemon) openSender(up uplinks) (transport.Sender, error) {
 }
 
 func (d *daemon) buildPath() error {
-	engine, err := policy.New(d.cfg.Policy)
+	pc := d.cfg.Policy
+	pc.Memory = offheapSlots{}
+	engine, err := policy.New(pc)
 	if err != nil {
 		return err
 	}
+	d.onClose(engine.Close)
 	d.path = relay.New(relay.Config{
 		Limits: d.limits(), Engine: engine, Sender: recordingSender{Sender: d.sender, ring: &d.status.ring},
 		Metrics: d.m, DryRun: d.cfg.DryRun, Logger: d.log.With("component", "relay"),
