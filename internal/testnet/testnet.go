@@ -64,7 +64,23 @@ func BuildDaemon() (string, func(), error) {
 		cleanup()
 		return "", nil, fmt.Errorf("building go-pmtud: %v\n%s", err, out)
 	}
+	if err := syncFile(bin); err != nil {
+		cleanup()
+		return "", nil, err
+	}
 	return bin, cleanup, nil
+}
+
+// syncFile writes a fresh binary's pages to disk, so that they are clean,
+// as an image's binary is: the kernel cannot reclaim a dirty page, and the
+// daemon pages its binary out once ready (internal/textpages).
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // IP runs the ip command and fails the test on error.
