@@ -155,13 +155,14 @@ type Engine struct {
 	started bool
 	base    time.Time
 
-	// The tables are keyed by a seeded 64-bit hash of their keys: 16
-	// bytes a slot where the keys themselves took up to 72, so the
-	// tables full at MaxTracked hold 6.8 MiB (maps; 4 with table64)
-	// instead of 20.3 (BenchmarkFullTablesHeap); hashing is cheaper than
-	// comparing the long keys, too. Two keys share
-	// a slot with probability about n²/2⁶⁵ (10⁻¹⁰ for a full table); a
-	// random seed per engine keeps anyone from making them collide.
+	// The tables are keyed by a seeded 64-bit hash of their keys, of
+	// which a slot keeps 40 bits beside 24 of state: 8 bytes a slot
+	// where the keys themselves took up to 72, so the tables full at
+	// MaxTracked hold 2 MiB instead of 20.3 (BenchmarkFullTablesHeap);
+	// hashing is cheaper than comparing the long keys, too. A lookup
+	// meets another key's state with probability about n/2⁴⁰ (3·10⁻⁸ for
+	// a full table); a random seed per engine keeps anyone from making
+	// keys collide.
 	seed    maphash.Seed
 	dedup   table64
 	flows   table64

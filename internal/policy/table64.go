@@ -25,15 +25,19 @@ const maxPrealloc = 64
 // duplicate), so that fails open per key and stays bounded by the global
 // bucket, which is never evicted.
 //
-// Each generation is an open-addressing array of 16-byte slots (linear
+// Each generation is an open-addressing array of 8-byte slots (linear
 // probing, at most 3/4 full): a full generation of n keys takes 4/3 n
 // slots where a map takes the next power of two above 8/7 n, so the
-// engine's three tables full at MaxTracked hold about 4 MiB instead of 6.8
+// engine's three tables full at MaxTracked hold about 2 MiB instead of 6.8
 // (BenchmarkFullTablesHeap; table_ref_test.go keeps the map version as the
-// model these arrays are checked against). put does not delete a key moved
-// up from old: get looks in cur first, so the stale copy is never read,
-// and it goes at the next rotation. Only inserts reach cur and clear keeps
-// an array, so a grown generation allocates nothing more.
+// model these arrays are checked against). A slot holds 40 bits of the key
+// (its tag) and 24 of state: a key's state is always a time in the two
+// horizons after its generation began (see put), so it is kept relative
+// to that start, in units of 2^shift ns that fit two horizons in 24 bits
+// (128 ns for a 1 s horizon, 16 ns for the 100 ms duplicate window). put does not delete a key moved up from old: get looks in
+// cur first, so the stale copy is never read, and it goes at the next
+// rotation. Only inserts reach cur and clear keeps an array, so a grown
+// generation allocates nothing more.
 type table64 struct {
 	cur, old gen64
 	half     int
@@ -49,20 +53,32 @@ func newTable64(maxKeys, hint int, horizon int64, mem Memory) table64 {
 	}
 	half := max(maxKeys/2, 1)
 	hint = min(max(hint, 0), half, maxPrealloc)
+	// The horizon is the time after which state has expired (a duplicate
+	// window, a bucket's refill): a generation is kept that long, and no
+	// longer, so a 100 ms window holds 100 ms of keys, not a second's. The
+	// floor only bounds how often generations swap.
+	horizon = max(horizon, minHorizon)
+	shift := unitShift(2 * horizon)
 	return table64{
-		cur:  newGen64(hint, half, mem),
-		old:  newGen64(hint, half, mem),
-		half: half,
-		// The horizon is the time after which state has expired (a
-		// duplicate window, a bucket's refill): a generation is kept that
-		// long, and no longer, so a 100 ms window holds 100 ms of keys, not
-		// a second's. The floor only bounds how often generations swap.
-		horizon: max(horizon, minHorizon),
+		cur:     newGen64(hint, half, mem, shift),
+		old:     newGen64(hint, half, mem, shift),
+		half:    half,
+		horizon: horizon,
 	}
 }
 
 // minHorizon bounds how often a table's generations swap.
 const minHorizon = int64(10e6)
+
+// unitShift is the smallest power of two of nanoseconds in which a span
+// fits the 24 bits of a slot's state.
+func unitShift(span int64) uint {
+	s := uint(0)
+	for (span-1)>>s >= 1<<stateBits {
+		s++
+	}
+	return s
+}
 
 // free gives the arrays back to their memory; the table is empty and
 // unusable afterwards.
@@ -78,15 +94,19 @@ func (t *table64) get(k uint64) (int64, bool) {
 	return t.old.get(k)
 }
 
+// put sets k's state v at now. v must lie in [now, now+horizon): a
+// duplicate's time (now) or a bucket's tat, which runs at most a refill
+// (the horizon) ahead of now. As cur began at most a horizon before now,
+// every state cur holds lies within two horizons of its start.
 func (t *table64) put(k uint64, v, now int64) {
 	age := now - t.genStart
 	switch {
 	case age >= 2*t.horizon:
-		t.cur.clear()
-		t.old.clear()
+		t.cur.clear(now)
+		t.old.clear(now)
 		t.genStart = now
 	case age >= t.horizon || t.cur.n >= t.half:
-		t.old.clear()
+		t.old.clear(now)
 		t.cur, t.old = t.old, t.cur
 		t.genStart = now
 	}
@@ -96,22 +116,54 @@ func (t *table64) put(k uint64, v, now int64) {
 // len counts the entries held, a key moved up from old twice.
 func (t *table64) len() int { return t.cur.n + t.old.n }
 
-// gen64 is one generation. Key 0 marks an empty slot, so it is kept apart.
+// gen64 is one generation.
 type gen64 struct {
 	mem    Memory
 	slots  []Slot
-	n      int // keys held, the zero key included
-	maxCap int // slots for the generation's most keys at 3/4 load
-	zero   bool
-	zeroV  int64
+	n      int   // keys held
+	maxCap int   // slots for the generation's most keys at 3/4 load
+	start  int64 // the generation's start: states are kept relative to it
+	shift  uint  // in units of 1<<shift ns
 }
 
-// Slot is one entry of a table: a key's hash and its state. Free of
-// pointers, so the arrays can live outside the Go heap (Memory).
-type Slot struct {
-	k uint64
-	v int64
+// Slot is one entry of a table: the key's tag in the high 40 bits, its
+// state in the low 24; 0 is an empty slot. Free of pointers, so the arrays
+// can live outside the Go heap (Memory).
+type Slot uint64
+
+const (
+	stateBits = 24
+	stateMask = 1<<stateBits - 1
+)
+
+// tag is the part of k a slot keeps, its high 40 bits (never 0), which
+// also place it (home): so a grown array can place the slots again, and
+// two keys share state only if they share those 40 bits, about one lookup
+// in 2^40 / MaxTracked (3 x 10^-8 for a full table): harmless (a message
+// taken for a duplicate, or limited, once), and a random seed per table
+// keeps anyone from aiming for it.
+func tag(k uint64) uint64 {
+	if t := k >> stateBits; t != 0 {
+		return t
+	}
+	return 1
 }
+
+// encode keeps v relative to the generation's start, rounded up: a tat
+// read back is never earlier than the one written, so a limit stays a
+// limit (stricter by at most 2^shift ns a token, a relative 2·burst/2^24
+// of the rate); saturating keeps a state put outside put's contract in
+// range.
+func (g *gen64) encode(v int64) uint64 {
+	d := v - g.start
+	if d <= 0 {
+		return 0
+	}
+	u := (uint64(d) + 1<<g.shift - 1) >> g.shift
+	return min(u, stateMask)
+}
+
+func (g *gen64) decode(s Slot) int64 { return g.start + int64(uint64(s)&stateMask)<<g.shift }
 
 // Memory provides the tables' arrays of slots. The zero Config uses the Go
 // heap; the daemon maps them outside it (internal/offheap), where the
@@ -127,38 +179,35 @@ type heapMemory struct{}
 func (heapMemory) Slots(n int) []Slot { return make([]Slot, n) }
 func (heapMemory) Free([]Slot)        {}
 
-func newGen64(hint, maxKeys int, mem Memory) gen64 {
-	g := gen64{mem: mem, maxCap: slotsFor(maxKeys)}
+func newGen64(hint, maxKeys int, mem Memory, shift uint) gen64 {
+	g := gen64{mem: mem, maxCap: slotsFor(maxKeys), shift: shift}
 	g.slots = mem.Slots(min(slotsFor(max(hint, 6)), g.maxCap))
 	return g
 }
 
 func (g *gen64) free() {
 	g.mem.Free(g.slots)
-	g.slots, g.n, g.zero = nil, 0, false
+	g.slots, g.n = nil, 0
 }
 
 // slotsFor is the array keeping n keys at most 3/4 full.
 func slotsFor(n int) int { return n + (n+2)/3 + 1 }
 
-// home is k's first slot: the keys are uniform hashes, so the high bits of
-// k times the length spread them over any length, power of two or not.
-func (g *gen64) home(k uint64) int {
-	hi, _ := bits.Mul64(k, uint64(len(g.slots)))
+// home is the first slot of a key with tag t: the keys are uniform
+// hashes, so their high bits times the length spread them over any
+// length, power of two or not.
+func (g *gen64) home(t uint64) int {
+	hi, _ := bits.Mul64(t<<stateBits, uint64(len(g.slots)))
 	return int(hi)
 }
 
 func (g *gen64) get(k uint64) (int64, bool) {
-	if k == 0 {
-		if !g.zero {
-			return 0, false
-		}
-		return g.zeroV, true
-	}
-	for i := g.home(k); ; {
-		switch s := g.slots[i]; s.k {
-		case k:
-			return s.v, true
+	want := tag(k)
+	for i := g.home(want); ; {
+		s := g.slots[i]
+		switch uint64(s) >> stateBits {
+		case want:
+			return g.decode(s), true
 		case 0:
 			return 0, false
 		}
@@ -169,23 +218,18 @@ func (g *gen64) get(k uint64) (int64, bool) {
 }
 
 func (g *gen64) put(k uint64, v int64) {
-	if k == 0 {
-		if !g.zero {
-			g.n++
-		}
-		g.zero, g.zeroV = true, v
-		return
-	}
 	if 4*(g.n+1) > 3*len(g.slots) && len(g.slots) < g.maxCap {
 		g.grow()
 	}
-	for i := g.home(k); ; {
-		switch g.slots[i].k {
-		case k:
-			g.slots[i].v = v
+	want := tag(k)
+	s := Slot(want<<stateBits | g.encode(v))
+	for i := g.home(want); ; {
+		switch uint64(g.slots[i]) >> stateBits {
+		case want:
+			g.slots[i] = s
 			return
 		case 0:
-			g.slots[i] = Slot{k, v}
+			g.slots[i] = s
 			g.n++
 			return
 		}
@@ -202,11 +246,11 @@ func (g *gen64) grow() {
 	defer g.mem.Free(old)
 	g.slots = g.mem.Slots(min(2*len(old), g.maxCap))
 	for _, s := range old {
-		if s.k == 0 {
+		if s == 0 {
 			continue
 		}
-		i := g.home(s.k)
-		for g.slots[i].k != 0 {
+		i := g.home(uint64(s) >> stateBits)
+		for g.slots[i] != 0 {
 			if i++; i == len(g.slots) {
 				i = 0
 			}
@@ -215,9 +259,11 @@ func (g *gen64) grow() {
 	}
 }
 
-func (g *gen64) clear() {
+// clear empties the generation, which starts again at now.
+func (g *gen64) clear(now int64) {
 	if g.n > 0 {
 		clear(g.slots)
-		g.n, g.zero = 0, false
+		g.n = 0
 	}
+	g.start = now
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // checkSame runs ops on table64 and on the map-based table it replaces and
-// fails at the first get that answers differently. Each op is 3 bytes: a
+// fails at the first get that answers differently: the same key present
+// or absent, and the same state up to table64's unit, never earlier. Each op is 3 bytes: a
 // key (few distinct ones, 0 among them, so that keys recur and rotate), a
 // time step, and whether to put.
 func checkSame(t *testing.T, maxKeys int, horizon int64, ops []byte) {
@@ -23,13 +24,19 @@ func checkSame(t *testing.T, maxKeys int, horizon int64, ops []byte) {
 		}
 		rv, rok := ref.get(k)
 		gv, gok := got.get(k)
-		if rv != gv || rok != gok {
+		if rok != gok || !sameUpToUnit(gv, rv, got.cur.shift) {
 			t.Fatalf("op %d key %#x: table64 %d %v, map table %d %v", i/3, k, gv, gok, rv, rok)
 		}
 		if got.cur.n > got.half || got.old.n > got.half {
 			t.Fatalf("op %d: generations hold %d and %d keys, at most %d each", i/3, got.cur.n, got.old.n, got.half)
 		}
 	}
+}
+
+// sameUpToUnit reports whether a state read back (got) is the one written
+// (want) rounded up to a unit of 2^shift ns.
+func sameUpToUnit(got, want int64, shift uint) bool {
+	return got >= want && got-want < 1<<shift
 }
 
 func TestTable64MatchesTable(t *testing.T) {
@@ -55,7 +62,7 @@ func TestTable64GrowsToItsBound(t *testing.T) {
 		t.Fatalf("%d slots for 499 keys, want the bound %d", n, slotsFor(500))
 	}
 	for i := range uint64(499) {
-		if v, ok := tab.get(i*0x9E3779B97F4A7C15 + 1); !ok || v != int64(i) {
+		if v, ok := tab.get(i*0x9E3779B97F4A7C15 + 1); !ok || !sameUpToUnit(v, int64(i), tab.cur.shift) {
 			t.Fatalf("key %d: %d %v after growing", i, v, ok)
 		}
 	}
@@ -85,5 +92,51 @@ func BenchmarkTable64(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestStateEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		horizon int64
+		shift   uint
+	}{{10e6, 1}, {100e6, 4}, {1e9, 7}, {1000e9, 17}} {
+		tab := newTable64(100, 0, tc.horizon, nil)
+		g := &tab.cur
+		if g.shift != tc.shift {
+			t.Errorf("horizon %d: unit 2^%d ns, want 2^%d", tc.horizon, g.shift, tc.shift)
+		}
+		g.start = 5e9
+		// Every state within two horizons of the start reads back as
+		// itself rounded up to the unit, never earlier.
+		for _, d := range []int64{0, 1, 1 << g.shift, tc.horizon, 2*tc.horizon - 1} {
+			v := g.start + d
+			if got := g.decode(Slot(g.encode(v))); !sameUpToUnit(got, v, g.shift) {
+				t.Errorf("horizon %d: state start+%d reads back as start+%d", tc.horizon, d, got-g.start)
+			}
+		}
+		// Outside, it saturates: never a wrapped, earlier time.
+		if got := g.decode(Slot(g.encode(g.start + 1000*tc.horizon))); got < g.start+2*tc.horizon-(1<<g.shift) {
+			t.Errorf("horizon %d: a state far ahead reads back as start+%d", tc.horizon, got-g.start)
+		}
+		if got := g.decode(Slot(g.encode(g.start - 7))); got != g.start {
+			t.Errorf("horizon %d: a state before the start reads back as start%+d", tc.horizon, got-g.start)
+		}
+	}
+}
+
+// Keys that differ only in the bits a slot does not keep (the low 24)
+// share a slot; keys that differ in the kept 40 do not.
+func TestTagKeepsTheHigh40Bits(t *testing.T) {
+	tab := newTable64(100, 0, 1e9, nil)
+	tab.put(0xabcdef0123_000001, 1000, 0)
+	if _, ok := tab.get(0xabcdef0123_fffffe); !ok {
+		t.Error("a key differing in the low 24 bits was not found")
+	}
+	if _, ok := tab.get(0xabcdef0124_000001); ok {
+		t.Error("a key differing in the kept bits was found")
+	}
+	tab.put(0x42, 1000, 0) // tag 0 is the empty slot: kept as 1
+	if _, ok := tab.get(0x17); !ok {
+		t.Error("keys below 2^24 should share tag 1")
 	}
 }
