@@ -72,14 +72,7 @@ func TestBusyPoll(t *testing.T) {
 	if err := ln.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after Close = %v, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after Close")
-	}
+	waitRun(t, done, "Close")
 	took := time.Since(start)
 	t.Logf("Close and Run returned %v after Close while spinning", took)
 	if took > window/5 {
