@@ -467,14 +467,7 @@ func TestRunReturnsOnCancelAndClose(t *testing.T) {
 	go func() { done <- ln.Run(ctx, func(*Packet) {}) }()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after cancel = %v, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	waitRun(t, done, "cancel")
 	if err := ln.Run(context.Background(), func(*Packet) {}); err == nil {
 		t.Error("second Run = nil, want an error")
 	}
@@ -488,18 +481,24 @@ func TestRunReturnsOnCancelAndClose(t *testing.T) {
 	if err := ln2.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after Close = %v, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after Close")
-	}
+	waitRun(t, done, "Close")
 	if ln2.Up() {
 		t.Error("Up() = true after Close")
 	}
 	if err := ln2.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// waitRun waits for Run to return nil after what (cancel, Close).
+func waitRun(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after %s = %v, want nil", what, err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("Run did not return after %s", what)
 	}
 }

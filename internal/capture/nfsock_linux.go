@@ -39,11 +39,12 @@ type nfsock struct {
 	iovs []unix.Iovec
 	buf  []byte
 
-	// State of the read in progress, shared with readFn (built once so a
-	// read does not allocate a closure).
+	// State of the read in progress, shared with readFn and pollFn (built
+	// once so a read does not allocate a closure).
 	n      int
 	errno  unix.Errno
 	readFn func(fd uintptr) bool
+	pollFn func(fd uintptr) bool
 }
 
 // openNFSock opens the socket in the namespace nsFd (0: the current one),
@@ -119,7 +120,8 @@ func (s *nfsock) initBuffers() {
 		s.hdrs[i].Hdr.Iov = &s.iovs[i]
 		s.hdrs[i].Hdr.SetIovlen(1)
 	}
-	s.readFn = s.recvmmsg
+	s.readFn = func(fd uintptr) bool { return s.recvmmsg(fd) != unix.EAGAIN }
+	s.pollFn = func(fd uintptr) bool { s.recvmmsg(fd); return true }
 }
 
 // request sends one configuration request and waits for its
@@ -167,18 +169,28 @@ func (s *nfsock) request(attrs ...nla) error {
 // read waits for at least one datagram and returns how many it took (at
 // most rxBatch). ENOBUFS means the kernel dropped messages: the socket is
 // still good.
-func (s *nfsock) read() (int, error) {
-	s.n, s.errno = 0, 0
-	if err := s.rc.Read(s.readFn); err != nil {
+func (s *nfsock) read() (int, error) { return s.receive(s.readFn) }
+
+// poll is read without waiting: 0 when nothing is queued. The caller keeps
+// its CPU busy instead of parking in the netpoller (busy polling). Going
+// through RawConn keeps the fd referenced, so a concurrent close cannot
+// hand its number to another file under us; after close it fails.
+func (s *nfsock) poll() (int, error) { return s.receive(s.pollFn) }
+
+func (s *nfsock) receive(fn func(fd uintptr) bool) (int, error) {
+	if err := s.rc.Read(fn); err != nil {
 		return 0, err
 	}
-	if s.errno != 0 {
+	if s.errno != 0 && s.errno != unix.EAGAIN {
 		return 0, s.errno
 	}
 	return s.n, nil
 }
 
-func (s *nfsock) recvmmsg(fd uintptr) bool {
+// recvmmsg takes what is queued, up to rxBatch datagrams, into s.n or
+// s.errno, and returns the errno (EAGAIN: nothing queued).
+func (s *nfsock) recvmmsg(fd uintptr) unix.Errno {
+	s.n, s.errno = 0, 0
 	for i := range s.hdrs {
 		s.hdrs[i].Hdr.Flags = 0
 		s.hdrs[i].Len = 0
@@ -187,8 +199,6 @@ func (s *nfsock) recvmmsg(fd uintptr) bool {
 	// tell the scheduler (see transport's sendmmsg).
 	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), rxBatch, unix.MSG_DONTWAIT, 0, 0)
 	switch e {
-	case unix.EAGAIN:
-		return false // the netpoller waits for the next one
 	case unix.EINTR:
 		return s.recvmmsg(fd)
 	case 0:
@@ -196,7 +206,7 @@ func (s *nfsock) recvmmsg(fd uintptr) bool {
 	default:
 		s.errno = e
 	}
-	return true
+	return e
 }
 
 // datagram is the i-th datagram of the last read.

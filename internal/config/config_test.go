@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (Config, error) {
@@ -123,6 +124,9 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		{args: []string{"--tunnel-device", "a-name-far-too-long"}, want: "not a valid interface name"},
 		{args: []string{"--tunnel-device", ""}, want: "not a valid interface name"},
 		{args: []string{"--transport", "tunnel"}, want: "--transport tunnel needs --tunnel-key-file"},
+		{args: []string{"--capture-busy-poll", "2s"}, want: "--capture-busy-poll 2s is out of range 0-1s"},
+		{args: []string{"--capture-busy-poll", "-1ms"}, want: "out of range 0-1s"},
+		{args: []string{"--capture-busy-poll", "10"}, want: "invalid value"},
 		{args: []string{"--firewall", "iptables"}, want: "want nftables or none"},
 		{args: []string{"--metrics-port", "0"}, want: "--metrics-port 0 is out of range"},
 		{args: []string{"--metrics-port", "4441"}, want: "must differ"},
@@ -141,5 +145,18 @@ func TestInvalidValuesFailWithOneClearLine(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v %v: error %q, want one line containing %q", tc.args, tc.env, err, tc.want)
 		}
+	}
+}
+
+func TestCaptureBusyPoll(t *testing.T) {
+	if c, err := parse(t, nil); err != nil || c.CaptureBusyPoll != 0 {
+		t.Fatalf("default: %v, %v; want 0 (off)", c.CaptureBusyPoll, err)
+	}
+	if c, err := parse(t, nil, "--capture-busy-poll", "10ms"); err != nil || c.CaptureBusyPoll != 10*time.Millisecond {
+		t.Fatalf("--capture-busy-poll 10ms: %v, %v", c.CaptureBusyPoll, err)
+	}
+	env := map[string]string{"PMTUD_CAPTURE_BUSY_POLL": "1s"}
+	if c, err := parse(t, env); err != nil || c.CaptureBusyPoll != time.Second {
+		t.Fatalf("PMTUD_CAPTURE_BUSY_POLL=1s: %v, %v", c.CaptureBusyPoll, err)
 	}
 }

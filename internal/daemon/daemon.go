@@ -199,7 +199,7 @@ func (d *daemon) buildHTTP() error {
 // buildCapture binds the NFLOG group before the rule exists: a rule logging
 // to an unbound group loses packets.
 func (d *daemon) buildCapture() error {
-	l, err := capture.Open(capture.Config{Group: d.cfg.NFLOGGroup, Bufsize: d.cfg.CaptureBuffer,
+	l, err := capture.Open(capture.Config{Group: d.cfg.NFLOGGroup, Bufsize: d.cfg.CaptureBuffer, BusyPoll: d.cfg.CaptureBusyPoll,
 		Logger: d.log.With("component", "capture")})
 	if err != nil {
 		return err
