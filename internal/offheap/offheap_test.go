@@ -3,9 +3,9 @@ package offheap
 import (
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/go-pmtud/go-pmtud/internal/benchrate"
 )
 
 type slot struct {
@@ -36,18 +36,11 @@ func TestMakeWriteFree(t *testing.T) {
 }
 
 func rssAnonKB(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
+	m, err := benchrate.Memory(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	t.Fatal("no RssAnon")
-	return 0
+	return int(m.Anon >> 10)
 }
 
 // Pages never written are not resident, and Free gives the written ones back.

@@ -1,28 +1,19 @@
 package textpages
 
 import (
-	"bufio"
-	"bytes"
 	"os"
-	"strconv"
 	"testing"
+
+	"github.com/go-pmtud/go-pmtud/internal/benchrate"
 )
 
 func rssFileKB(t *testing.T) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	m, err := benchrate.Memory(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
-		if f := bytes.Fields(s.Bytes()); len(f) >= 2 && string(f[0]) == "RssFile:" {
-			n, _ := strconv.Atoi(string(f[1]))
-			return n
-		}
-	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
+	return int(m.File >> 10)
 }
 
 // The test binary's own pages: released, RssFile falls; the program goes
