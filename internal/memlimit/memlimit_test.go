@@ -76,3 +76,17 @@ func TestApply(t *testing.T) {
 		t.Error("Apply overrode GOMEMLIMIT")
 	}
 }
+
+func TestApplySetsGCPercentUnlessGOGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	fsys := fstest.MapFS{}
+	Apply(func(string) string { return "" }, fsys)
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Errorf("GC percent %d after Apply, want %d", got, GCPercent)
+	}
+	Apply(func(k string) string { return map[string]string{"GOGC": "100"}[k] }, fsys)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("Apply overrode GOGC: GC percent %d", got)
+	}
+}
