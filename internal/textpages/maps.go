@@ -5,9 +5,9 @@
 // process, so start-up code that never runs again (flag parsing, package
 // initialisation, the first Kubernetes list) stays resident, and a page
 // touched once maps its 15 neighbours too. Released, the pages are
-// reclaimed (Android's app compaction does the same to background apps);
-// what the daemon goes on using is read back page by page as it is touched:
-// a few milliseconds of page-ins, once, for the code the relay runs.
+// reclaimed; what the daemon goes on using is read back page by page as it
+// is touched: a few milliseconds of page-ins, once, for the code the relay
+// runs.
 package textpages
 
 import (
