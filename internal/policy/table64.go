@@ -34,10 +34,11 @@ const maxPrealloc = 64
 // (its tag) and 24 of state: a key's state is always a time in the two
 // horizons after its generation began (see put), so it is kept relative
 // to that start, in units of 2^shift ns that fit two horizons in 24 bits
-// (128 ns for a 1 s horizon, 16 ns for the 100 ms duplicate window). put does not delete a key moved up from old: get looks in
-// cur first, so the stale copy is never read, and it goes at the next
-// rotation. Only inserts reach cur and clear keeps an array, so a grown
-// generation allocates nothing more.
+// (128 ns for a 1 s horizon, 16 ns for the 100 ms duplicate window).
+// put does not delete a key moved up from old: get looks in cur first, so
+// the stale copy is never read, and it goes at the next rotation. Only
+// inserts reach cur and clear keeps an array, so a grown generation
+// allocates nothing more.
 type table64 struct {
 	cur, old gen64
 	half     int
