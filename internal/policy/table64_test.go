@@ -135,8 +135,17 @@ func TestTagKeepsTheHigh40Bits(t *testing.T) {
 	if _, ok := tab.get(0xabcdef0124_000001); ok {
 		t.Error("a key differing in the kept bits was found")
 	}
-	tab.put(0x42, 1000, 0) // tag 0 is the empty slot: kept as 1
-	if _, ok := tab.get(0x17); !ok {
-		t.Error("keys below 2^24 should share tag 1")
+}
+
+// A key whose high 40 bits are 0 would look like an empty slot: in an
+// empty table it must not be found, and once put it must be.
+func TestKeyWithZeroTag(t *testing.T) {
+	tab := newTable64(100, 0, 1e9, nil)
+	if _, ok := tab.get(0x17); ok {
+		t.Fatal("a key never put was found in an empty table")
+	}
+	tab.put(0x42, 1000, 0)
+	if v, ok := tab.get(0x42); !ok || !sameUpToUnit(v, 1000, tab.cur.shift) {
+		t.Fatalf("key 0x42: %d %v after put", v, ok)
 	}
 }
