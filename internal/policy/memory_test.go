@@ -1,11 +1,8 @@
 package policy
 
 import (
-	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/go-pmtud/go-pmtud/internal/drop"
 )
 
 // countingMemory is a Memory that knows which arrays are out.
@@ -18,6 +15,15 @@ func (m *countingMemory) Slots(n int) []Slot {
 	s := make([]Slot, n)
 	m.live[&s[0]] = n
 	return s
+}
+
+// slots counts the slots out.
+func (m *countingMemory) slots() int {
+	n := 0
+	for _, k := range m.live {
+		n += k
+	}
+	return n
 }
 
 func (m *countingMemory) Free(s []Slot) {
@@ -41,17 +47,7 @@ func TestEngineMemoryIsGivenBack(t *testing.T) {
 		c.GlobalFrameRate, c.GlobalFrameBurst = 1e12, 1e9
 		c.Memory = mem
 	})
-	now := t0
-	m := msg4(0, 1400)
-	for i := range 100_000 {
-		now = now.Add(10 * time.Microsecond)
-		m.Src = netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)})
-		m.Inner.Dst = netip.AddrFrom4([4]byte{198, byte(i >> 16), byte(i >> 8), byte(i)})
-		m.Inner.DstPort = uint16(i)
-		if r := e.Decide(now, m, fromRouter, v); r != drop.None {
-			t.Fatalf("message %d: %v", i, r)
-		}
-	}
+	flood(t, e, v, 100_000)
 	if len(mem.live) != 6 {
 		t.Fatalf("%d arrays out after the flood, want 6", len(mem.live))
 	}

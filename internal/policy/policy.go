@@ -276,9 +276,6 @@ func contains(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// clock turns now into the engine's int64 nanoseconds. Sub uses the
-// monotonic reading when both times have one (time.Now does), so a wall
-// clock step neither opens nor closes the buckets.
 // Close gives the tables' arrays back to Config.Memory. The Engine must not
 // be used afterwards.
 func (e *Engine) Close() {
@@ -287,6 +284,21 @@ func (e *Engine) Close() {
 	e.sources.free()
 }
 
+// Trim lets the tables expire what they hold as of now, as a Decide would,
+// and gives back the arrays they grew once everything in them has expired:
+// the daemon calls it when no message has come for a while, since without
+// messages nothing else would. It reports whether a later Trim has more to
+// give back. Like Decide, it must not run concurrently with other calls.
+func (e *Engine) Trim(now time.Time) bool {
+	t := e.clock(now)
+	more := e.dedup.trim(t)
+	more = e.flows.trim(t) || more
+	return e.sources.trim(t) || more
+}
+
+// clock turns now into the engine's int64 nanoseconds. Sub uses the
+// monotonic reading when both times have one (time.Now does), so a wall
+// clock step neither opens nor closes the buckets.
 func (e *Engine) clock(now time.Time) int64 {
 	if !e.started {
 		e.started, e.base = true, now

@@ -114,17 +114,43 @@ func (t *table64) put(k uint64, v, now int64) {
 	t.cur.put(k, v)
 }
 
+// trim rotates as a put at now would, without putting, and once every
+// state has expired takes both generations back to the arrays they began
+// with: after a burst, when nothing more arrives, the memory it grew is
+// given back. Every state has expired when cur began two horizons ago, or
+// one if cur is empty (old's states were all put before cur began). It
+// reports whether the table still holds keys or a grown array, that is,
+// whether a later trim has work to do.
+func (t *table64) trim(now int64) bool {
+	age := now - t.genStart
+	switch {
+	case age >= 2*t.horizon, age >= t.horizon && t.cur.n == 0:
+		t.cur.reset(now)
+		t.old.reset(now)
+		t.genStart = now
+	case age >= t.horizon:
+		t.old.clear(now)
+		t.cur, t.old = t.old, t.cur
+		t.genStart = now
+	}
+	return t.len() > 0 || t.cur.grown() || t.old.grown()
+}
+
+// slots counts the slots of both generations' arrays.
+func (t *table64) slots() int { return len(t.cur.slots) + len(t.old.slots) }
+
 // len counts the entries held, a key moved up from old twice.
 func (t *table64) len() int { return t.cur.n + t.old.n }
 
 // gen64 is one generation.
 type gen64 struct {
-	mem    Memory
-	slots  []Slot
-	n      int   // keys held
-	maxCap int   // slots for the generation's most keys at 3/4 load
-	start  int64 // the generation's start: states are kept relative to it
-	shift  uint  // in units of 1<<shift ns
+	mem     Memory
+	slots   []Slot
+	n       int   // keys held
+	maxCap  int   // slots for the generation's most keys at 3/4 load
+	initial int   // slots it was made with, which it never shrinks below
+	start   int64 // the generation's start: states are kept relative to it
+	shift   uint  // in units of 1<<shift ns
 }
 
 // Slot is one entry of a table: the key's tag in the high 40 bits, its
@@ -182,7 +208,8 @@ func (heapMemory) Free([]Slot)        {}
 
 func newGen64(hint, maxKeys int, mem Memory, shift uint) gen64 {
 	g := gen64{mem: mem, maxCap: slotsFor(maxKeys), shift: shift}
-	g.slots = mem.Slots(min(slotsFor(max(hint, 6)), g.maxCap))
+	g.initial = min(slotsFor(max(hint, 6)), g.maxCap)
+	g.slots = mem.Slots(g.initial)
 	return g
 }
 
@@ -260,11 +287,31 @@ func (g *gen64) grow() {
 	}
 }
 
-// clear empties the generation, which starts again at now.
+// clear empties the generation, which starts again at now. A generation
+// grown for a burst that has passed gives its array back for a smaller
+// one: without this a flood's tables stayed resident for good. It shrinks
+// only when it held under a tenth of its slots, to an array for twice
+// that many keys, so a steady rate neither grows nor shrinks it.
 func (g *gen64) clear(now int64) {
+	g.start = now
+	if want := max(g.initial, slotsFor(2*g.n)); 4*want <= len(g.slots) {
+		g.mem.Free(g.slots)
+		g.slots, g.n = g.mem.Slots(want), 0
+		return
+	}
 	if g.n > 0 {
 		clear(g.slots)
 		g.n = 0
 	}
-	g.start = now
 }
+
+// reset empties the generation into the array it began with.
+func (g *gen64) reset(now int64) {
+	if g.grown() {
+		g.mem.Free(g.slots)
+		g.slots, g.n = g.mem.Slots(g.initial), 0
+	}
+	g.clear(now)
+}
+
+func (g *gen64) grown() bool { return len(g.slots) != g.initial }
