@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,13 @@ type Config struct {
 	// messages keep coming, and a message need not wake it (about 100 µs on
 	// some VMs). At most MaxBusyPoll. 0: always wait (no CPU while idle).
 	BusyPoll time.Duration
+	// Idle, if set, is called on the receiving goroutine, never at once
+	// with the handler, once no packet has come for IdleAfter, and again
+	// every IdleAfter while it returns true: what the packet path does only
+	// when packets come (expiring state, giving back memory a burst grew)
+	// then also happens when they stop. Only while Run runs.
+	Idle      func(now time.Time) (more bool)
+	IdleAfter time.Duration
 	// Logger receives the listener's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -179,15 +187,24 @@ func (l *Listener) receive(s *session) {
 		return
 	}
 	bp := busyPoll{window: min(l.cfg.BusyPoll, MaxBusyPoll)}
+	it := idleTimer{}
+	if l.cfg.Idle != nil {
+		it.after = l.cfg.IdleAfter
+	}
 	for {
 		n, err := l.next(s, &bp)
 		if s.closing.Load() {
 			return
 		}
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.idle(s, &it)
+			continue
 		case errors.Is(err, unix.ENOBUFS):
 			l.overrun()
-			bp.seen(time.Now()) // traffic is heavy: keep polling
+			now := time.Now()
+			bp.seen(now) // traffic is heavy: keep polling
+			s.sock.deadline(it.seen(now))
 			continue
 		case err != nil:
 			s.dead <- err
@@ -197,11 +214,29 @@ func (l *Listener) receive(s *session) {
 		}
 		now := time.Now() // one receive, one arrival time
 		bp.seen(now)
+		s.sock.deadline(it.seen(now))
 		for i := range n {
 			l.datagram(s, s.sock.datagram(i), now)
 		}
 		l.endBatch()
 	}
+}
+
+// idle runs when the read deadline passed: the hook if no packet came for
+// a period (and Run runs), then the next deadline.
+func (l *Listener) idle(s *session, it *idleTimer) {
+	now := time.Now()
+	call, next := it.due(now)
+	if call {
+		l.hookMu.Lock()
+		more := false
+		if l.handler != nil && !s.closing.Load() {
+			more = l.cfg.Idle(now)
+		}
+		l.hookMu.Unlock()
+		next = it.done(now, more)
+	}
+	s.sock.setDeadline(next)
 }
 
 // next receives the next datagrams of s: polled without waiting while bp

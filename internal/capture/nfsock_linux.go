@@ -214,6 +214,18 @@ func (s *nfsock) datagram(i int) []byte {
 	return s.buf[i*rxSlot : i*rxSlot+min(int(s.hdrs[i].Len), rxSlot)]
 }
 
+// deadline sets a read deadline, if t is not zero: the read that passes it
+// fails with os.ErrDeadlineExceeded (Config.Idle).
+func (s *nfsock) deadline(t time.Time) {
+	if !t.IsZero() {
+		s.setDeadline(t)
+	}
+}
+
+// setDeadline sets the read deadline; the zero time clears it. It fails
+// only on a closed file, which the next read reports.
+func (s *nfsock) setDeadline(t time.Time) { _ = s.f.SetReadDeadline(t) }
+
 // close releases the socket, which unbinds the group.
 func (s *nfsock) close() error { return s.f.Close() }
 
