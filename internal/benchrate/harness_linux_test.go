@@ -82,13 +82,19 @@ func newRig(t testing.TB, bin string, extra ...string) *rig {
 // waitRelease waits up to 3 s for the daemon to release its start-up
 // pages (internal/textpages; within moments of readiness), so that the
 // rows measure the daemon as it runs from then on. Older builds never do.
-func (r *rig) waitRelease() {
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(r.d.Log(), "released start-up pages") {
-			r.released = true
-			return
+func (r *rig) waitRelease() { _, r.released = r.waitLog("released start-up pages", 3*time.Second) }
+
+// waitLog waits up to timeout for the daemon's log to say something more
+// often than it did when called, and returns how long that took.
+func (r *rig) waitLog(what string, timeout time.Duration) (time.Duration, bool) {
+	start, had := time.Now(), strings.Count(r.d.Log(), what)
+	for time.Since(start) < timeout {
+		if strings.Count(r.d.Log(), what) > had {
+			return time.Since(start), true
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	return timeout, false
 }
 
 // warmUp sends one PTB every 20 ms until both peers saw a copy: the l2

@@ -108,6 +108,13 @@ func TestRate(t *testing.T) {
 			}
 		}
 		say("raised: highest rate without loss %.0f/s; %s", best, memString(r.memory(t)))
+		// Memory a burst grew is given back once capture has been idle a
+		// second (Relay.Idle); the daemon logs it.
+		if took, ok := r.waitLog("gave back policy table memory", 5*time.Second); ok {
+			say("raised: %v later, when the daemon gave back the tables' burst memory: %s", took.Round(time.Millisecond), memString(r.memory(t)))
+		} else {
+			say("raised: the daemon did not say it gave back memory within 5 s")
+		}
 	})
 	if path := os.Getenv("PMTUD_BENCH_OUT"); path != "" {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
@@ -159,6 +161,10 @@ func (d *daemon) buildPath() error {
 		Limits: d.limits(), Engine: engine, Sender: recordingSender{Sender: d.sender, ring: &d.status.ring},
 		Metrics: d.m, DryRun: d.cfg.DryRun, Logger: d.log.With("component", "relay"),
 		SendError: func(p peers.Peer, err error) { d.status.peerErrs.record(p.Name, err) },
+		// Once per burst, when it has passed: a collection, and the heap
+		// pages the burst grew go back to the kernel now rather than over
+		// minutes (docs/benchmarks.md: 1 MB after an overload sweep).
+		GaveBack: debug.FreeOSMemory,
 	})
 	return nil
 }
@@ -196,11 +202,16 @@ func (d *daemon) buildHTTP() error {
 	return nil
 }
 
+// idleAfter is how long capture waits without packets before the path
+// gives back what a burst grew (Relay.Idle), and then how often it tries
+// again while there is more: a wakeup a second, and only after traffic.
+const idleAfter = time.Second
+
 // buildCapture binds the NFLOG group before the rule exists: a rule logging
 // to an unbound group loses packets.
 func (d *daemon) buildCapture() error {
 	l, err := capture.Open(capture.Config{Group: d.cfg.NFLOGGroup, Bufsize: d.cfg.CaptureBuffer, BusyPoll: d.cfg.CaptureBusyPoll,
-		Logger: d.log.With("component", "capture")})
+		Idle: d.path.Idle, IdleAfter: idleAfter, Logger: d.log.With("component", "capture")})
 	if err != nil {
 		return err
 	}

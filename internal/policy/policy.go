@@ -296,6 +296,12 @@ func (e *Engine) Trim(now time.Time) bool {
 	return e.sources.trim(t) || more
 }
 
+// TableBytes is the memory the tables' arrays take. Like Decide, it must
+// not run concurrently with other calls.
+func (e *Engine) TableBytes() int {
+	return 8 * (e.dedup.slots() + e.flows.slots() + e.sources.slots())
+}
+
 // clock turns now into the engine's int64 nanoseconds. Sub uses the
 // monotonic reading when both times have one (time.Now does), so a wall
 // clock step neither opens nor closes the buckets.

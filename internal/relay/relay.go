@@ -56,6 +56,10 @@ type Relay struct {
 	oneFrame bool
 
 	logs lograte.Limiter
+	// idleFrom is the tables' size when the current idle period began
+	// (Idle); 0: not idle.
+	idleFrom int
+	gaveBack func()
 }
 
 // Config wires a Relay.
@@ -69,18 +73,22 @@ type Config struct {
 	// SendError, if set, is also called for every peer a relay could not
 	// reach; the relay counts those in Metrics.SendErrors itself.
 	SendError func(peer peers.Peer, err error)
+	// GaveBack, if set, is called by Idle when the tables gave back memory
+	// a burst grew: the daemon then returns the heap the burst grew too.
+	GaveBack func()
 }
 
 // New returns a Relay with an empty view (no peers) until SetView.
 func New(cfg Config) *Relay {
 	r := &Relay{
-		limits:  cfg.Limits,
-		engine:  cfg.Engine,
-		sender:  cfg.Sender,
-		metrics: cfg.Metrics,
-		dryRun:  cfg.DryRun || cfg.Sender == nil,
-		log:     cfg.Logger,
-		logs:    lograte.Limiter{PerSecond: 5},
+		limits:   cfg.Limits,
+		engine:   cfg.Engine,
+		sender:   cfg.Sender,
+		metrics:  cfg.Metrics,
+		dryRun:   cfg.DryRun || cfg.Sender == nil,
+		log:      cfg.Logger,
+		logs:     lograte.Limiter{PerSecond: 5},
+		gaveBack: cfg.GaveBack,
 	}
 	r.view.Store(policy.NewView(nil, nil, nil, nil))
 	r.oneFrame = cfg.Sender != nil && cfg.Sender.Name() == "broadcast"
@@ -217,6 +225,28 @@ func (r *Relay) Flush() {
 	// batch overwrites out and targets from the start.
 	r.out = r.out[:0]
 	r.targets = r.targets[:0]
+}
+
+// Idle lets the policy expire what it holds when no packet has come for a
+// while (capture's idle hook, on the capture goroutine like Queue): the
+// memory a burst grew is given back, over a few calls as its tables'
+// states expire, and logged once it all is. It reports whether a later
+// call has more to give back.
+func (r *Relay) Idle(now time.Time) bool {
+	if r.idleFrom == 0 {
+		r.idleFrom = r.engine.TableBytes()
+	}
+	if r.engine.Trim(now) {
+		return true
+	}
+	if after := r.engine.TableBytes(); after < r.idleFrom {
+		if r.gaveBack != nil {
+			r.gaveBack()
+		}
+		r.log.Info("gave back policy table memory grown for a burst", "bytes_before", r.idleFrom, "bytes_after", after)
+	}
+	r.idleFrom = 0
+	return false
 }
 
 func macString(p *capture.Packet) string {
