@@ -17,6 +17,18 @@ func (m *countingMemory) Slots(n int) []Slot {
 	return s
 }
 
+// unlimitedEngine has no source or global limit (a flood of distinct
+// flows is all relayed) and its tables in a countingMemory.
+func unlimitedEngine(t *testing.T) (*Engine, *countingMemory) {
+	mem := &countingMemory{t: t, live: map[*Slot]int{}}
+	e := newEngine(t, func(c *Config) {
+		c.SourceRate, c.SourceBurst, c.GlobalRate, c.GlobalBurst = 1e9, 1e9, 1e9, 1e9
+		c.GlobalFrameRate, c.GlobalFrameBurst = 1e12, 1e9
+		c.Memory = mem
+	})
+	return e, mem
+}
+
 // slots counts the slots out.
 func (m *countingMemory) slots() int {
 	n := 0
@@ -40,14 +52,8 @@ func (m *countingMemory) Free(s []Slot) {
 // (three tables, two generations), every replaced array was given back,
 // and Close gives back the rest.
 func TestEngineMemoryIsGivenBack(t *testing.T) {
-	mem := &countingMemory{t: t, live: map[*Slot]int{}}
-	v := testView()
-	e := newEngine(t, func(c *Config) {
-		c.SourceRate, c.SourceBurst, c.GlobalRate, c.GlobalBurst = 1e9, 1e9, 1e9, 1e9
-		c.GlobalFrameRate, c.GlobalFrameBurst = 1e12, 1e9
-		c.Memory = mem
-	})
-	flood(t, e, v, 100_000)
+	e, mem := unlimitedEngine(t)
+	flood(t, e, testView(), 100_000)
 	if len(mem.live) != 6 {
 		t.Fatalf("%d arrays out after the flood, want 6", len(mem.live))
 	}

@@ -39,15 +39,22 @@ func sameUpToUnit(got, want int64, shift uint) bool {
 	return got >= want && got-want < 1<<shift
 }
 
-func TestTable64MatchesTable(t *testing.T) {
-	ops := make([]byte, 3*200000)
-	x := uint64(1)
-	for i := 0; i < len(ops); i += 8 {
+// pseudoRandomOps is n bytes of a xorshift sequence from seed: ops for
+// the table checks that are the same on every run.
+func pseudoRandomOps(n int, seed uint64) []byte {
+	ops := make([]byte, n+8)
+	x := seed
+	for i := 0; i < n; i += 8 {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
 		binary.LittleEndian.PutUint64(ops[i:], x)
 	}
+	return ops[:n]
+}
+
+func TestTable64MatchesTable(t *testing.T) {
+	ops := pseudoRandomOps(3*200000, 1)
 	for _, maxKeys := range []int{2, 3, 64, 500} {
 		checkSame(t, maxKeys, 1e9, ops)
 	}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -43,15 +42,7 @@ func checkTrimKeepsLiveState(t *testing.T, horizon int64, ops []byte) {
 }
 
 func TestTrimKeepsLiveState(t *testing.T) {
-	ops := make([]byte, 3*20000)
-	x := uint64(7)
-	for i := 0; i < len(ops); i += 8 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		binary.LittleEndian.PutUint64(ops[i:], x)
-	}
-	checkTrimKeepsLiveState(t, 1e8, ops)
+	checkTrimKeepsLiveState(t, 1e8, pseudoRandomOps(3*20000, 7))
 }
 
 func FuzzTrimKeepsLiveState(f *testing.F) {
@@ -92,13 +83,8 @@ func TestGenerationShrinksAfterABurst(t *testing.T) {
 // within two horizons of the longest table, Close takes the rest, and the
 // engine still relays and finds duplicates.
 func TestTrimGivesBackWhatAFloodGrew(t *testing.T) {
-	mem := &countingMemory{t: t, live: map[*Slot]int{}}
+	e, mem := unlimitedEngine(t)
 	v := testView()
-	e := newEngine(t, func(c *Config) {
-		c.SourceRate, c.SourceBurst, c.GlobalRate, c.GlobalBurst = 1e9, 1e9, 1e9, 1e9
-		c.GlobalFrameRate, c.GlobalFrameBurst = 1e12, 1e9
-		c.Memory = mem
-	})
 	first := mem.slots()
 	now := flood(t, e, v, 50_000)
 	if mem.slots() < 10*first {
