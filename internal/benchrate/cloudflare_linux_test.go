@@ -68,6 +68,7 @@ type cfRig struct {
 }
 
 func newCloudflareRig(t *testing.T, bin string) *cfRig {
+	keepAwake(t)
 	s := testnet.NewSegment(t, "pcf", 3, 2)
 	if os.Getenv("PMTUD_BENCH_BRNF") == "" { // as newRig: the switch is not the node's work
 		if err := benchrate.NoBridgeNetfilter(s.Switch); err != nil {

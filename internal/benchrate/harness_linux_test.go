@@ -5,6 +5,7 @@ package benchrate_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -35,8 +36,23 @@ type rig struct {
 	first    time.Duration // the warm-up's slowest copy: the first relays
 }
 
+// keepAwake keeps every CPU from halting for the test when
+// PMTUD_BENCH_AWAKE is set (benchrate.KeepCPUsAwake): the latency of the
+// software path, without the hypervisor's wake-up of an idle vCPU.
+func keepAwake(t testing.TB) {
+	if os.Getenv("PMTUD_BENCH_AWAKE") == "" {
+		return
+	}
+	stop, err := benchrate.KeepCPUsAwake(runtime.NumCPU(), 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+}
+
 func newRig(t testing.TB, bin string, extra ...string) *rig {
 	t.Helper()
+	keepAwake(t)
 	s := testnet.NewSegment(t, "pbr", 3, 2) // router 1: the legitimate one of the flood test
 	// PMTUD_BENCH_BRNF=1 keeps the switch's bridge netfilter, as the
 	// benchmark had it until 2026-12-01, to compare with older figures.

@@ -1,0 +1,46 @@
+package benchrate
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The busy loops run at SCHED_IDLE while they run, and stop leaves none
+// behind (they are timeout's children: killing timeout alone would not).
+func TestKeepCPUsAwakeStopsItsLoops(t *testing.T) {
+	if _, err := exec.LookPath("chrt"); err != nil {
+		t.Skip("chrt (util-linux) is not installed")
+	}
+	stop, err := KeepCPUsAwake(2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loops := func() (n int, idle bool) {
+		out, _ := exec.Command("ps", "-eo", "cls=,ppid=,args=").Output()
+		idle = true
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) > 2 && strings.Contains(l, "while :; do :; done") && f[2] == "sh" {
+				n++
+				idle = idle && f[0] == "IDL"
+			}
+		}
+		return n, idle
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := loops(); n < 2; n, _ = loops() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d busy loops running, want 2", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, idle := loops(); !idle {
+		t.Error("a busy loop is not at SCHED_IDLE")
+	}
+	stop()
+	if n, _ := loops(); n != 0 {
+		t.Errorf("%d busy loops left after stop (pid %d)", n, os.Getpid())
+	}
+}
