@@ -50,7 +50,10 @@ func TestBusyPoll(t *testing.T) {
 	l.sendAndExpect(t, ch, ip)
 	spin := cpuOver(t, 100*time.Millisecond)
 	t.Logf("CPU in 100 ms: %v idle before data, %v within the window after it", idle, spin)
-	if idle > 20*time.Millisecond || spin < 30*time.Millisecond {
+	// Parked, the process uses ~0.2 ms in 100 ms; spinning, a core's
+	// worth on a quiet machine, but on a loaded one (CI: 26.7 ms) only its
+	// share of one.
+	if idle > 20*time.Millisecond || spin < 5*time.Millisecond {
 		t.Errorf("CPU in 100 ms: %v before data, %v after it: want ~0, then a busy core", idle, spin)
 	}
 	time.Sleep(window) // the window has passed: back to the netpoller
