@@ -107,11 +107,16 @@ func (t *table64) put(k uint64, v, now int64) {
 		t.old.clear(now)
 		t.genStart = now
 	case age >= t.horizon || t.cur.n >= t.half:
-		t.old.clear(now)
-		t.cur, t.old = t.old, t.cur
-		t.genStart = now
+		t.rotate(now)
 	}
 	t.cur.put(k, v)
+}
+
+// rotate starts a new generation at now: old is cleared and becomes cur.
+func (t *table64) rotate(now int64) {
+	t.old.clear(now)
+	t.cur, t.old = t.old, t.cur
+	t.genStart = now
 }
 
 // trim rotates as a put at now would, without putting, and once every
@@ -129,9 +134,7 @@ func (t *table64) trim(now int64) bool {
 		t.old.reset(now)
 		t.genStart = now
 	case age >= t.horizon:
-		t.old.clear(now)
-		t.cur, t.old = t.old, t.cur
-		t.genStart = now
+		t.rotate(now)
 	}
 	return t.len() > 0 || t.cur.grown() || t.old.grown()
 }
