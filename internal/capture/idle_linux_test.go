@@ -9,20 +9,14 @@ import (
 
 // TestIdleHook: a period after the last packet the hook runs, again a
 // period later while it has more to do, then not until packets come again;
-// packets keep flowing around it. Both ways of waiting: in the netpoller
-// (a read deadline) and a pinned reader's ppoll (its timeout).
+// packets keep flowing around it.
 func TestIdleHook(t *testing.T) {
-	t.Run("netpoller", func(t *testing.T) { testIdleHook(t, false) })
-	t.Run("pinned", func(t *testing.T) { testIdleHook(t, true) })
-}
-
-func testIdleHook(t *testing.T, pin bool) {
 	const after = 200 * time.Millisecond
 	l := newLab(t)
 	l.installFirewall(t)
 	calls := make(chan time.Time, 10)
 	more := true
-	ln, err := Open(Config{Group: testGroup, NetNS: l.fdB, Logger: testLogger(t), IdleAfter: after, Pin: pin,
+	ln, err := Open(Config{Group: testGroup, NetNS: l.fdB, Logger: testLogger(t), IdleAfter: after,
 		Idle: func(now time.Time) bool { calls <- now; m := more; more = false; return m }})
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,18 +57,6 @@ type Config struct {
 	// then also happens when they stop. Only while Run runs.
 	Idle      func(now time.Time) (more bool)
 	IdleAfter time.Duration
-	// Pin, with CPU, gives the reader its own OS thread, allowed on CPU
-	// only, that sleeps in the kernel (not the netpoller) between packets.
-	// Fed the packets logged on that CPU (PlanPerCPU), it is woken where
-	// they were logged, with no wake-up of another, possibly halted, CPU.
-	// Should the CPU be refused (not in this process's set), the reader
-	// stays on its own thread, unpinned.
-	Pin bool
-	CPU int
-	// Hooks, if set, serialises this listener's handler, flush and idle
-	// calls with every other listener given the same mutex, so that one
-	// handler can serve them all; nil: a mutex of its own.
-	Hooks *sync.Mutex
 	// Logger receives the listener's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -98,7 +85,7 @@ type Listener struct {
 
 	// hookMu serialises handler calls with Run's exit, so that no handler
 	// call starts or is in progress once Run has returned.
-	hookMu  *sync.Mutex
+	hookMu  sync.Mutex
 	handler func(*Packet)
 	flush   func() // after each receive's packets (RunBatched); nil: none
 	pkt     Packet
@@ -143,10 +130,6 @@ func Open(cfg Config) (*Listener, error) {
 		log:     cfg.Logger.With("nflog_group", cfg.Group),
 		closed:  make(chan struct{}),
 		started: make(chan struct{}),
-		hookMu:  cfg.Hooks,
-	}
-	if l.hookMu == nil {
-		l.hookMu = new(sync.Mutex)
 	}
 	s, err := l.open()
 	if err != nil {
@@ -161,12 +144,6 @@ func (l *Listener) open() (*session, error) {
 	sock, err := openNFSock(l.cfg.NetNS, l.cfg.Group, l.cfg.Bufsize)
 	if err != nil {
 		return nil, err
-	}
-	if l.cfg.Pin {
-		if err := sock.block(); err != nil {
-			sock.close()
-			return nil, err
-		}
 	}
 	s := &session{sock: sock, dead: make(chan error, 1)}
 	l.hookMu.Lock()
@@ -204,14 +181,10 @@ func (e *inUseError) Is(target error) bool { return target == ErrGroupInUse }
 // receive reads session s until it is closed or fails. It starts reading
 // only once Run has started, so packets wait in the socket buffer until then.
 func (l *Listener) receive(s *session) {
-	defer s.sock.closeWake()
 	select {
 	case <-l.started:
 	case <-l.closed:
 		return
-	}
-	if l.cfg.Pin {
-		l.pin()
 	}
 	bp := busyPoll{window: min(l.cfg.BusyPoll, MaxBusyPoll)}
 	it := idleTimer{}
@@ -246,18 +219,6 @@ func (l *Listener) receive(s *session) {
 			l.datagram(s, s.sock.datagram(i), now)
 		}
 		l.endBatch()
-	}
-}
-
-// pin keeps the calling goroutine on its OS thread and that thread on
-// l.cfg.CPU. The goroutine never unlocks: when it exits, the runtime ends
-// the thread rather than reuse one whose CPU set was narrowed.
-func (l *Listener) pin() {
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(l.cfg.CPU)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		l.log.Warn("cannot pin the nflog reader to its CPU; it reads unpinned", "cpu", l.cfg.CPU, "err", err)
 	}
 }
 

@@ -183,13 +183,6 @@ func (w tWriter) Write(b []byte) (int, error) {
 // send writes ip as an Ethernet frame from A to B's MAC.
 func (l *lab) send(t *testing.T, ip []byte) {
 	t.Helper()
-	if err := l.trySend(ip); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-}
-
-// trySend is send for goroutines other than the test's.
-func (l *lab) trySend(ip []byte) error {
 	frame := make([]byte, 14, 14+len(ip))
 	copy(frame[0:], macB)
 	copy(frame[6:], macA)
@@ -199,8 +192,9 @@ func (l *lab) trySend(ip []byte) error {
 	}
 	binary.BigEndian.PutUint16(frame[12:], etype)
 	frame = append(frame, ip...)
-	_, err := l.sender.WriteTo(frame, &packet.Addr{HardwareAddr: macB})
-	return err
+	if _, err := l.sender.WriteTo(frame, &packet.Addr{HardwareAddr: macB}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
 }
 
 func ptb(router, vip netip.Addr, mtu uint32) []byte {

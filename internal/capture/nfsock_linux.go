@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -46,16 +45,6 @@ type nfsock struct {
 	errno  unix.Errno
 	readFn func(fd uintptr) bool
 	pollFn func(fd uintptr) bool
-
-	// Blocking mode (a reader pinned to a CPU, see block): waitFn waits in
-	// ppoll(2) on the socket and wake, so the kernel wakes the reader's own
-	// thread, on its own CPU, not the netpoller's. wake is an eventfd that
-	// close writes; the reader closes it when it exits (closeWake).
-	waitFn   func(fd uintptr) bool
-	wakeMu   sync.Mutex // close against closeWake
-	wake     int
-	until    time.Time // read deadline in blocking mode; zero: none
-	timedOut bool
 }
 
 // openNFSock opens the socket in the namespace nsFd (0: the current one),
@@ -85,7 +74,7 @@ func openNFSock(nsFd int, group uint16, rcvbuf int) (*nfsock, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("capture: nflog group %d: set receive buffer to %d: %w", group, rcvbuf, err)
 	}
-	s := &nfsock{f: os.NewFile(uintptr(fd), "nflog"), group: group, wake: -1}
+	s := &nfsock{f: os.NewFile(uintptr(fd), "nflog"), group: group}
 	if s.rc, err = s.f.SyscallConn(); err != nil {
 		s.f.Close()
 		return nil, err
@@ -133,50 +122,6 @@ func (s *nfsock) initBuffers() {
 	}
 	s.readFn = func(fd uintptr) bool { return s.recvmmsg(fd) != unix.EAGAIN }
 	s.pollFn = func(fd uintptr) bool { s.recvmmsg(fd); return true }
-	s.waitFn = s.wait
-}
-
-// block switches reads to blocking mode, for a reader on its own OS thread
-// pinned to a CPU: woken through the netpoller, the reader would run after
-// a hop through whichever thread waits in epoll, often on another (halted)
-// CPU. Call it once, after the configuration requests.
-func (s *nfsock) block() error {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return fmt.Errorf("capture: eventfd: %w", err)
-	}
-	s.wake = fd
-	return nil
-}
-
-// wait is read's function in blocking mode: it takes what is queued, and if
-// nothing is, sleeps in ppoll(2) until a datagram, close or the deadline.
-// It runs inside RawConn.Read, which keeps the socket's fd from being
-// closed (and its number reused) under it.
-func (s *nfsock) wait(fd uintptr) bool {
-	s.timedOut = false
-	for s.recvmmsg(fd) == unix.EAGAIN {
-		var ts *unix.Timespec // nil: no limit
-		if !s.until.IsZero() {
-			d := time.Until(s.until)
-			if d <= 0 {
-				s.timedOut = true
-				return true
-			}
-			t := unix.NsecToTimespec(d.Nanoseconds())
-			ts = &t
-		}
-		fds := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(s.wake), Events: unix.POLLIN}}
-		if _, err := unix.Ppoll(fds[:], ts, nil); err != nil && err != unix.EINTR {
-			s.errno = err.(unix.Errno)
-			return true
-		}
-		if fds[1].Revents != 0 {
-			s.errno = unix.EBADF // closed: the caller sees closing
-			return true
-		}
-	}
-	return true
 }
 
 // request sends one configuration request and waits for its
@@ -224,16 +169,7 @@ func (s *nfsock) request(attrs ...nla) error {
 // read waits for at least one datagram and returns how many it took (at
 // most rxBatch). ENOBUFS means the kernel dropped messages: the socket is
 // still good.
-func (s *nfsock) read() (int, error) {
-	if s.wake >= 0 {
-		n, err := s.receive(s.waitFn)
-		if err == nil && s.timedOut {
-			return 0, os.ErrDeadlineExceeded
-		}
-		return n, err
-	}
-	return s.receive(s.readFn)
-}
+func (s *nfsock) read() (int, error) { return s.receive(s.readFn) }
 
 // poll is read without waiting: 0 when nothing is queued. The caller keeps
 // its CPU busy instead of parking in the netpoller (busy polling). Going
@@ -288,35 +224,10 @@ func (s *nfsock) deadline(t time.Time) {
 
 // setDeadline sets the read deadline; the zero time clears it. It fails
 // only on a closed file, which the next read reports.
-func (s *nfsock) setDeadline(t time.Time) {
-	if s.wake >= 0 {
-		s.until = t
-		return
-	}
-	_ = s.f.SetReadDeadline(t)
-}
+func (s *nfsock) setDeadline(t time.Time) { _ = s.f.SetReadDeadline(t) }
 
-// close releases the socket, which unbinds the group, and wakes a reader
-// blocked in wait. The socket itself is closed once that read returns.
-func (s *nfsock) close() error {
-	s.wakeMu.Lock()
-	if s.wake >= 0 {
-		unix.Write(s.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}
-	s.wakeMu.Unlock()
-	return s.f.Close()
-}
-
-// closeWake releases the eventfd of blocking mode; only the reader calls
-// it, as it exits, so no wait can use the number after it is reused.
-func (s *nfsock) closeWake() {
-	s.wakeMu.Lock()
-	defer s.wakeMu.Unlock()
-	if s.wake >= 0 {
-		unix.Close(s.wake)
-		s.wake = -1
-	}
-}
+// close releases the socket, which unbinds the group.
+func (s *nfsock) close() error { return s.f.Close() }
 
 // hasNetAdmin reports whether this process holds CAP_NET_ADMIN, to tell
 // "group taken" from "not permitted" (the kernel says EPERM for both).

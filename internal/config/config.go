@@ -56,13 +56,10 @@ type Config struct {
 	// CaptureBusyPoll is how long the capture keeps polling its socket
 	// after each message before it sleeps again; 0 = off.
 	CaptureBusyPoll time.Duration
-	// CapturePerCPU gives each CPU its own NFLOG group and pinned reader
-	// (with --firewall nftables and at least two CPUs).
-	CapturePerCPU bool
-	DryRun        bool
-	Strict        bool
-	LogFormat     string
-	LogLevel      string
+	DryRun          bool
+	Strict          bool
+	LogFormat       string
+	LogLevel        string
 
 	// TunnelPort is the UDP port of the tunnel transport (send and receive);
 	// TunnelDevice the TUN device its receiver injects through.
@@ -124,7 +121,6 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	fs.IntVar(&c.CaptureBuffer, "capture-buffer", 4<<20, "NFLOG socket receive buffer, bytes: the backlog a burst can build while go-pmtud catches up (overruns lose messages: see gopmtud_capture_overruns_total)")
 	captureSourceRate := fs.Uint("capture-source-rate", 1000, "in-kernel limit per router (outer source address), packets/s, applied before --capture-rate so a flood from one router leaves room for others (0: no limit)")
 	fs.DurationVar(&c.CaptureBusyPoll, "capture-busy-poll", 0, "keep polling the NFLOG socket for this long after each PTB instead of sleeping (e.g. 10ms, at most 1s): saves the wake-up of an idle CPU (about 100 µs on some VMs) while PTBs keep coming, at the cost of a busy core meanwhile; nothing while none come (0: off)")
-	fs.BoolVar(&c.CapturePerCPU, "capture-per-cpu", true, "with --firewall nftables, log each PTB to an NFLOG group of the CPU it arrives on (--nflog-group, +1, ... one per CPU, at most 64) and read each group on a thread pinned to that CPU: the reader wakes where the PTB is, not on another, maybe idle, CPU; false: one group, one reader")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "decide and count, but send nothing")
 	fs.BoolVar(&c.Strict, "strict", false, "accept only MTUs 576-1499 (IPv4) and 1280-1499 (IPv6), like cloudflare/pmtud")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")

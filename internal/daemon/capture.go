@@ -26,18 +26,9 @@ type packetSource interface {
 type captureRunner struct {
 	src    packetSource
 	group  uint16
-	groups int                   // of a per-CPU capture, from group on; 0: one
 	handle func(*capture.Packet) // each packet of a receive
 	flush  func()                // then once: sends what handle kept
 	m      *metrics.Metrics
-}
-
-// groupsString names the group, or the groups of a per-CPU capture.
-func (c *captureRunner) groupsString() string {
-	if c.groups > 1 {
-		return fmt.Sprintf("nflog groups %d-%d (one per CPU)", c.group, int(c.group)+c.groups-1)
-	}
-	return fmt.Sprintf("nflog group %d", c.group)
 }
 
 func (c *captureRunner) Run(ctx context.Context) error {
@@ -47,7 +38,7 @@ func (c *captureRunner) Run(ctx context.Context) error {
 		return nil
 	}
 	c.m.CaptureUp.Set(0)
-	return fmt.Errorf("capture on %s: %w", c.groupsString(), err)
+	return fmt.Errorf("capture on nflog group %d: %w", c.group, err)
 }
 
 // register adds the capture's readiness check and exports the listener's
@@ -57,13 +48,13 @@ func (c *captureRunner) Run(ctx context.Context) error {
 func (c *captureRunner) register(checks *health.Checker) {
 	checks.ReadyDetail("capture", func() error {
 		if !c.src.Up() {
-			return fmt.Errorf("%s is not receiving", c.groupsString())
+			return fmt.Errorf("nflog group %d is not receiving", c.group)
 		}
 		return nil
 	}, func() string {
 		st := c.src.Stats()
-		return fmt.Sprintf("%s: %d received, %d lost in %d buffer overruns, %d restarts",
-			c.groupsString(), st.Received, st.Lost, st.Overruns, st.Restarts)
+		return fmt.Sprintf("nflog group %d: %d received, %d lost in %d buffer overruns, %d restarts",
+			c.group, st.Received, st.Lost, st.Overruns, st.Restarts)
 	})
 	for _, s := range []struct {
 		name, help string

@@ -23,8 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/fanout"
@@ -64,21 +62,20 @@ type daemon struct {
 	m      *metrics.Metrics
 	checks *health.Checker
 
-	kind        transport.Kind
-	keys        *tunnelwire.KeyFile // tunnel: signs and verifies; nil otherwise or insecure
-	tunnel      *inject.Receiver    // tunnel: the receiving end; nil otherwise
-	registry    *peers.Registry
-	status      *statusSource
-	services    atomic.Pointer[fanout.Table] // from the Service watch; nil: none
-	capture     packetSource                 // for /status
-	capturePlan []capture.Binding            // the groups of a per-CPU capture; nil: one group
-	fw          *firewallKeeper              // nil with --firewall none
-	sender      *reopenable
-	path        *relay.Relay
-	follower    *uplinkFollower
-	view        *viewKeeper
-	components  []func(context.Context) error
-	closers     []func() // run in reverse order by close
+	kind       transport.Kind
+	keys       *tunnelwire.KeyFile // tunnel: signs and verifies; nil otherwise or insecure
+	tunnel     *inject.Receiver    // tunnel: the receiving end; nil otherwise
+	registry   *peers.Registry
+	status     *statusSource
+	services   atomic.Pointer[fanout.Table] // from the Service watch; nil: none
+	capture    packetSource                 // for /status
+	fw         *firewallKeeper              // nil with --firewall none
+	sender     *reopenable
+	path       *relay.Relay
+	follower   *uplinkFollower
+	view       *viewKeeper
+	components []func(context.Context) error
+	closers    []func() // run in reverse order by close
 }
 
 func (d *daemon) onClose(fn func()) { d.closers = append(d.closers, fn) }
@@ -210,52 +207,20 @@ func (d *daemon) buildHTTP() error {
 // again while there is more: a wakeup a second, and only after traffic.
 const idleAfter = time.Second
 
-// buildCapture binds the NFLOG groups before the rule exists: a rule
-// logging to an unbound group loses packets.
+// buildCapture binds the NFLOG group before the rule exists: a rule logging
+// to an unbound group loses packets.
 func (d *daemon) buildCapture() error {
-	cfg := capture.Config{Group: d.cfg.NFLOGGroup, Bufsize: d.cfg.CaptureBuffer, BusyPoll: d.cfg.CaptureBusyPoll,
-		Idle: d.path.Idle, IdleAfter: idleAfter, Logger: d.log.With("component", "capture")}
-	src, err := d.openCapture(cfg)
+	l, err := capture.Open(capture.Config{Group: d.cfg.NFLOGGroup, Bufsize: d.cfg.CaptureBuffer, BusyPoll: d.cfg.CaptureBusyPoll,
+		Idle: d.path.Idle, IdleAfter: idleAfter, Logger: d.log.With("component", "capture")})
 	if err != nil {
 		return err
 	}
-	d.onClose(func() { src.Close() })
-	d.capture = src
-	c := &captureRunner{src: src, group: d.cfg.NFLOGGroup, groups: len(d.capturePlan), m: d.m,
-		handle: func(p *capture.Packet) { d.path.Queue(p) }, flush: d.path.Flush}
+	d.onClose(func() { l.Close() })
+	d.capture = l
+	c := &captureRunner{src: l, group: d.cfg.NFLOGGroup, m: d.m, handle: func(p *capture.Packet) { d.path.Queue(p) }, flush: d.path.Flush}
 	c.register(d.checks)
 	d.components = append(d.components, c.Run)
 	return nil
-}
-
-// openCapture opens a reader per CPU when the daemon owns the rule that can
-// route PTBs by CPU, else one reader of --nflog-group.
-func (d *daemon) openCapture(cfg capture.Config) (packetSource, error) {
-	if d.cfg.CapturePerCPU && d.cfg.Firewall == "nftables" {
-		d.capturePlan = capture.PlanPerCPU(allowedCPUs(), d.cfg.NFLOGGroup, capture.MaxPerCPU)
-	}
-	if d.capturePlan == nil {
-		return capture.Open(cfg)
-	}
-	last := d.capturePlan[len(d.capturePlan)-1].Group
-	d.log.Info("capture reads one nflog group per CPU", "nflog_groups", fmt.Sprintf("%d-%d", d.cfg.NFLOGGroup, last),
-		"cpus", len(d.capturePlan))
-	return capture.OpenSet(cfg, d.capturePlan)
-}
-
-// allowedCPUs lists the CPUs this process may run on.
-func allowedCPUs() []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil
-	}
-	var cpus []int
-	for i := range len(set) * 64 {
-		if set.IsSet(i) {
-			cpus = append(cpus, i)
-		}
-	}
-	return cpus
 }
 
 func (d *daemon) buildFirewall() error {
@@ -264,7 +229,7 @@ func (d *daemon) buildFirewall() error {
 		return nil
 	}
 	names := d.follower.Current().names()
-	fw, err := newFirewallKeeper(d.cfg, names, d.capturePlan, d.m, d.log)
+	fw, err := newFirewallKeeper(d.cfg, names, d.m, d.log)
 	if err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-pmtud/go-pmtud/internal/capture"
 	"github.com/go-pmtud/go-pmtud/internal/config"
 	"github.com/go-pmtud/go-pmtud/internal/firewall"
 	"github.com/go-pmtud/go-pmtud/internal/metrics"
@@ -40,13 +39,9 @@ type firewallKeeper struct {
 	err error
 }
 
-func newFirewallKeeper(cfg config.Config, ifaces []string, plan []capture.Binding, m *metrics.Metrics, log *slog.Logger) (*firewallKeeper, error) {
-	var groups []firewall.CPUGroup
-	for _, b := range plan {
-		groups = append(groups, firewall.CPUGroup{CPU: uint32(b.CPU), Group: b.Group})
-	}
+func newFirewallKeeper(cfg config.Config, ifaces []string, m *metrics.Metrics, log *slog.Logger) (*firewallKeeper, error) {
 	t, err := firewall.New(firewall.Config{Ifaces: ifaces, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate,
-		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg), CPUGroups: groups})
+		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg)})
 	if err != nil {
 		return nil, err
 	}

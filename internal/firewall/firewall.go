@@ -64,15 +64,10 @@ func (t *Table) Install() error {
 		return err
 	}
 	table, chain, rules := objects(t.cfg)
-	dchain, drules := dispatch(t.cfg, table)
 	c.AddTable(table)
 	c.DelTable(table)
 	c.AddTable(table)
 	c.AddChain(chain)
-	if dchain != nil {
-		c.AddChain(dchain) // before the rules that jump to it
-		rules = append(rules, drules...)
-	}
 	for _, set := range sets(t.cfg, table) {
 		if err := c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("firewall: set %s: %w", set.Name, err)
@@ -130,28 +125,17 @@ func (t *Table) Verify() error {
 		!eqPtr(got.Priority, chain.Priority) || !eqPtr(got.Policy, chain.Policy) {
 		return fmt.Errorf("%w: chain %s is not a filter/prerouting/raw/accept base chain", ErrNotInstalled, ChainName)
 	}
-	if err := verifyRules(c, chain, rules); err != nil {
-		return err
-	}
-	if dchain, drules := dispatch(t.cfg, table); dchain != nil {
-		return verifyRules(c, dchain, drules)
-	}
-	return nil
-}
-
-// verifyRules checks that chain holds exactly rules, in order.
-func verifyRules(c *nftables.Conn, chain *nftables.Chain, rules []*nftables.Rule) error {
-	gotRules, err := c.GetRules(chain.Table, chain)
+	gotRules, err := c.GetRules(table, chain)
 	if err != nil {
-		return fmt.Errorf("%w: list rules of chain %s: %v", ErrNotInstalled, chain.Name, err)
+		return fmt.Errorf("firewall: list rules: %w", err)
 	}
 	if len(gotRules) != len(rules) {
-		return fmt.Errorf("%w: %d rules in chain %s, want %d", ErrNotInstalled, len(gotRules), chain.Name, len(rules))
+		return fmt.Errorf("%w: %d rules in chain %s, want %d", ErrNotInstalled, len(gotRules), ChainName, len(rules))
 	}
 	for i, want := range rules {
 		if !sameExprs(gotRules[i].Exprs, want.Exprs) {
 			name, _ := userdata.GetString(want.UserData, userdata.TypeComment)
-			return fmt.Errorf("%w: rule %d of chain %s (%s) differs", ErrNotInstalled, i, chain.Name, name)
+			return fmt.Errorf("%w: rule %d (%s) differs", ErrNotInstalled, i, name)
 		}
 	}
 	return nil

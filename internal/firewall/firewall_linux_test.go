@@ -168,54 +168,6 @@ func TestTableInNetNS(t *testing.T) {
 	}
 }
 
-// TestPerCPUDispatchInNetNS: the kernel takes the jump to the dispatch
-// chain and its per-CPU rules in one batch and lists them back as built;
-// Verify notices when that chain is flushed, and Install repairs it.
-func TestPerCPUDispatchInNetNS(t *testing.T) {
-	fd := newNetNS(t)
-	cfg := Config{Ifaces: []string{"eth0"}, Group: 40, RatePerSecond: 500,
-		CPUGroups: []CPUGroup{{CPU: 0, Group: 40}, {CPU: 1, Group: 41}, {CPU: 3, Group: 42}}}
-	tab, err := New(cfg, nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tab.Install(); err != nil {
-		t.Fatalf("Install: %v", err)
-	}
-	if err := tab.Verify(); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	table, _, _ := objects(cfg)
-	dchain, drules := dispatch(cfg, table)
-	got, err := c.GetRules(table, dchain)
-	if err != nil || len(got) != len(drules) {
-		t.Fatalf("dispatch chain: %d rules (%v), want %d", len(got), err, len(drules))
-	}
-	c.FlushChain(dchain)
-	if err := c.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := tab.Verify(); !errors.Is(err, ErrNotInstalled) {
-		t.Fatalf("Verify with the dispatch chain flushed = %v, want ErrNotInstalled", err)
-	}
-	if err := tab.Install(); err != nil {
-		t.Fatalf("Install over it: %v", err)
-	}
-	if err := tab.Verify(); err != nil {
-		t.Fatalf("Verify after repair: %v", err)
-	}
-	if err := tab.Remove(); err != nil {
-		t.Fatalf("Remove: %v", err)
-	}
-	if ok, _ := tableState(t, c); ok {
-		t.Fatal("table still present after Remove")
-	}
-}
-
 // TestSourceLimitInNetNS installs the per-source limit: the kernel takes
 // the sets and the dynset rules in one batch, lists them back exactly as
 // built (so Verify, and the daemon's re-check every 10 s, stay green), and

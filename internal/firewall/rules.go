@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
@@ -25,16 +24,10 @@ const TableName = "go-pmtud"
 // ChainName is the name of the base chain in TableName.
 const ChainName = "prerouting"
 
-// DispatchChainName is the regular chain that, with Config.CPUGroups,
-// logs each message to the group of the CPU it is handled on.
-const DispatchChainName = "nflog"
-
 // Rule comments, also used to tell the rules apart when verifying.
 const (
-	comment4        = "go-pmtud: ICMPv4 frag-needed to nflog"
-	comment6        = "go-pmtud: ICMPv6 packet-too-big to nflog"
-	commentCPU      = "go-pmtud: to the nflog group of this CPU's reader"
-	commentOtherCPU = "go-pmtud: from any other CPU to the first reader's group"
+	comment4 = "go-pmtud: ICMPv4 frag-needed to nflog"
+	comment6 = "go-pmtud: ICMPv6 packet-too-big to nflog"
 )
 
 // Config says which packets to copy and where.
@@ -45,11 +38,6 @@ type Config struct {
 	Ifaces []string
 	// Group is the NFLOG group the listener binds.
 	Group uint16
-	// CPUGroups, if set, logs a message handled on one of these CPUs to
-	// the group of its CPU instead (a per-CPU capture: its reader wakes
-	// on the CPU that logged it), and on any other CPU to Group. The
-	// limits above are still one set of buckets for all CPUs.
-	CPUGroups []CPUGroup
 	// RatePerSecond caps how many messages per second and family are copied
 	// to userspace; the excess is still accepted (the local kernel needs its
 	// own PTBs), only not logged. 0 means no limit.
@@ -69,12 +57,6 @@ type Config struct {
 	// UDP to this port is dropped unless it comes from a peer and goes to
 	// one of the node's own addresses.
 	TunnelPort uint16
-}
-
-// CPUGroup routes the messages handled on CPU to Group.
-type CPUGroup struct {
-	CPU   uint32
-	Group uint16
 }
 
 // The per-source sets: bounded kernel memory (roughly 200 bytes per
@@ -182,45 +164,11 @@ func logExprs(cfg Config) []expr.Any {
 			Burst: burst,
 		})
 	}
-	if len(cfg.CPUGroups) > 0 {
-		return append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: DispatchChainName})
-	}
-	return append(out, nflogExpr(cfg.Group))
-}
-
-func nflogExpr(group uint16) *expr.Log {
-	return &expr.Log{
+	return append(out, &expr.Log{
 		Key:        1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_QTHRESHOLD,
-		Group:      group,
+		Group:      cfg.Group,
 		QThreshold: 1,
-	}
-}
-
-// dispatch is the chain of Config.CPUGroups and its rules, equivalent to
-//
-//	nft add chain inet go-pmtud nflog
-//	nft add rule inet go-pmtud nflog meta cpu 0 log group 33 queue-threshold 1 return
-//	nft add rule inet go-pmtud nflog meta cpu 1 log group 34 queue-threshold 1 return
-//	nft add rule inet go-pmtud nflog log group 33 queue-threshold 1
-//
-// or nil without CPUGroups. Only messages that passed the limits get here.
-func dispatch(cfg Config, table *nftables.Table) (*nftables.Chain, []*nftables.Rule) {
-	if len(cfg.CPUGroups) == 0 {
-		return nil, nil
-	}
-	chain := &nftables.Chain{Name: DispatchChainName, Table: table}
-	rules := make([]*nftables.Rule, 0, len(cfg.CPUGroups)+1)
-	for _, g := range cfg.CPUGroups {
-		rules = append(rules, &nftables.Rule{Table: table, Chain: chain, UserData: commentData(commentCPU), Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyCPU, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(g.CPU)},
-			nflogExpr(g.Group),
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		}})
-	}
-	rules = append(rules, &nftables.Rule{Table: table, Chain: chain, UserData: commentData(commentOtherCPU),
-		Exprs: []expr.Any{nflogExpr(cfg.Group)}})
-	return chain, rules
+	})
 }
 
 // rule4Exprs is the IPv4 rule, equivalent to

@@ -194,8 +194,6 @@ func TestInstallGolden(t *testing.T) {
 		{"install.golden", Config{Ifaces: []string{"eth0"}, Group: 33}, (*Table).Install},
 		{"install-limit.golden", Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 1000, Burst: 2000}, (*Table).Install},
 		{"install-source-limit.golden", Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 2000, SourceRatePerSecond: 500}, (*Table).Install},
-		{"install-per-cpu.golden", Config{Ifaces: []string{"eth0"}, Group: 33, RatePerSecond: 1000,
-			CPUGroups: []CPUGroup{{CPU: 0, Group: 33}, {CPU: 1, Group: 34}}}, (*Table).Install},
 		{"remove.golden", Config{Ifaces: []string{"eth0"}, Group: 33}, (*Table).Remove},
 	} {
 		t.Run(tt.file, func(t *testing.T) {

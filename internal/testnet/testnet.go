@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -294,21 +293,9 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 
 // Table is go-pmtud's nftables table in ns as nft would list it, or nil.
 type Table struct {
-	Chains    int
-	Rules     int
-	Names     []string // the chains' names
-	BaseRules int      // rules of the base chain, prerouting: two per uplink, and the tunnel filter's
-}
-
-// Own reports whether the table holds go-pmtud's chains only: the base
-// chain, and the per-CPU dispatch chain ("nflog") where there is one.
-func (tb *Table) Own() bool {
-	for _, n := range tb.Names {
-		if n != "prerouting" && n != "nflog" {
-			return false
-		}
-	}
-	return slices.Contains(tb.Names, "prerouting")
+	Chains int
+	Rules  int
+	Names  []string // the chains' names
 }
 
 // ListTable reports go-pmtud's table ("inet go-pmtud") in ns: nil when
@@ -348,9 +335,6 @@ func ListTable(t testing.TB, ns string) *Table {
 				t.Fatal(err)
 			}
 			out.Rules += len(rules)
-			if ch.Name == "prerouting" {
-				out.BaseRules = len(rules)
-			}
 		}
 		return out
 	}

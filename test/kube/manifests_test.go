@@ -265,7 +265,7 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 			}
 		}},
 		{"helm default values", helm(t, "template", "go-pmtud", "deploy/helm/go-pmtud", "-n", "kube-system"), func(t *testing.T, c config.Config) {
-			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.NodeAddressType != "InternalIP" || c.Firewall != "nftables" || c.NFLOGGroup != 33 || !c.CapturePerCPU ||
+			if c.Kubernetes != "true" || c.NodeName != "node-a" || c.NodeAddressType != "InternalIP" || c.Firewall != "nftables" || c.NFLOGGroup != 33 ||
 				c.MetricsPort != 4440 || c.HealthPort != 4441 || c.MetricsAddress != hostIP || c.HealthAddress != hostIP {
 				t.Errorf("config %+v", c)
 			}
@@ -279,7 +279,7 @@ func TestManifestsConfigureTheDaemon(t *testing.T) {
 				"peers":             len(c.Peers) == 2 && c.Peers[0].Addr() == netip.MustParseAddr("10.1.0.1") && c.Peers[1].Addr() == netip.MustParseAddr("fd00:1::1"),
 				"transport":         c.Transport == "tunnel",
 				"tunnel":            c.TunnelPort == 31042 && c.TunnelDevice == "pmtud9" && c.TunnelKeyFile == "/etc/go-pmtud/tunnel/tunnel.keys" && !c.TunnelInsecure,
-				"capture":           c.CaptureBurst == 50 && c.CaptureSourceRate == 300 && c.CaptureBuffer == 8<<20 && !c.CapturePerCPU,
+				"capture":           c.CaptureBurst == 50 && c.CaptureSourceRate == 300 && c.CaptureBuffer == 8<<20,
 				"iface":             slices.Equal(c.Ifaces, []string{"eth1"}),
 				"ttl":               c.TTL == 1,
 				"nflog-group":       c.NFLOGGroup == 34,

@@ -66,8 +66,8 @@ func sigterm(t *testing.T, d *testnet.Daemon) time.Duration {
 func TestSIGTERMRemovesTableAndExitsZero(t *testing.T) {
 	p := newPair(t, "pst")
 	p.relays(t, p.node, 41000)
-	if tb := testnet.ListTable(t, p.s.Nodes[0]); tb == nil || !tb.Own() || tb.BaseRules != 2 {
-		t.Fatalf("table while running: %+v, want its own chains with 2 capture rules", tb)
+	if tb := testnet.ListTable(t, p.s.Nodes[0]); tb == nil || tb.Rules != 2 {
+		t.Fatalf("table while running: %+v, want 1 chain with 2 rules", tb)
 	}
 	took := sigterm(t, p.node)
 	if testnet.TablePresent(t, p.s.Nodes[0]) {
@@ -107,8 +107,8 @@ func TestSIGKILLThenRestartReplacesStaleTable(t *testing.T) {
 	if tb != nil && slices.Contains(tb.Names, testnet.MarkerChain) {
 		t.Fatalf("after restart the stale table's marker chain is still there (%v): the table was reused, not replaced", tb.Names)
 	}
-	if tb == nil || !tb.Own() || tb.BaseRules != 2 {
-		t.Fatalf("after restart: %+v, want only its own chains, with 2 capture rules (stale %+v)", tb, stale)
+	if tb == nil || tb.Chains != 1 || tb.Rules != 2 {
+		t.Fatalf("after restart: %+v, want exactly 1 chain with 2 rules (stale %+v)", tb, stale)
 	}
 	p.relays(t, again, 41001)
 	sigterm(t, again)
@@ -121,7 +121,7 @@ func TestSecondInstanceRefuses(t *testing.T) {
 	p := newPair(t, "psi")
 	ns := p.s.Nodes[0]
 	// Another group and other ports: only the instance lock can stop it.
-	second := testnet.StartDaemon(t, ns, pmtud, nodeArgs(p.s, 0, "--nflog-group", "1000",
+	second := testnet.StartDaemon(t, ns, pmtud, nodeArgs(p.s, 0, "--nflog-group", "34",
 		"--metrics-port", "31040", "--health-port", "31041"), nil)
 	code, exited := second.Wait(5 * time.Second)
 	if !exited {
@@ -135,7 +135,7 @@ func TestSecondInstanceRefuses(t *testing.T) {
 	}
 	t.Logf("second instance: exit %d: %s", code, lastLine(second.Log()))
 	// The first is untouched: its table, its readiness, its relays.
-	if tb := testnet.ListTable(t, ns); tb == nil || !tb.Own() || tb.BaseRules != 2 {
+	if tb := testnet.ListTable(t, ns); tb == nil || tb.Rules != 2 {
 		t.Fatalf("first instance's table after the second's attempt: %+v", tb)
 	}
 	if body, ok := p.node.Ready(); !ok {

@@ -51,7 +51,7 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Errorf("Uid = %s, want 65534", uid)
 			}
 
-			if tb := testnet.ListTable(t, ns); tb == nil || !tb.Own() || tb.BaseRules != 2 {
+			if tb := testnet.ListTable(t, ns); tb == nil || tb.Rules != 2 {
 				t.Fatalf("table: %+v", tb)
 			}
 			p := &pair{s: s, node: node, peer: peer, fi: s.NewFrameInjector(t, 0, 0)}

@@ -42,8 +42,6 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
 {{- /* An unquoted false is a bool: pass it, do not drop it (dropping means auto). */ -}}
 {{- $kube := $v.kubernetes.enabled -}}
 {{- if kindIs "bool" $kube }}{{ $kube = toString $kube }}{{ end -}}
-{{- $perCPU := $v.capture.perCpu -}}
-{{- if kindIs "bool" $perCPU }}{{ $perCPU = toString $perCPU }}{{ end -}}
 {{- $opts := dict
   "kubernetes" $kube
   "node-address-type" $v.kubernetes.nodeAddressType
@@ -63,7 +61,6 @@ into PMTUD_<FLAG> variables, so an unset value keeps the binary's default.
   "capture-burst" $v.capture.burst
   "capture-source-rate" $v.capture.sourceRate
   "capture-buffer" $v.capture.buffer
-  "capture-per-cpu" $perCPU
   "ignore-networks" $v.ignoreNetworks
   "relay-for" $v.relayFor
   "ports" $v.ports
