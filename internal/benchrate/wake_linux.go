@@ -25,7 +25,7 @@ func WakeLatency(wakerCPU, sleeperCPU, n int, gap time.Duration) ([]time.Duratio
 	defer unix.Close(efd)
 	base := time.Now()
 	var wrote atomic.Int64 // nanoseconds since base of the last write
-	var stop atomic.Bool    // the waker failed
+	var stop atomic.Bool   // the waker failed
 	out := make([]time.Duration, 0, n)
 	errc := make(chan error, 1)
 	go func() { // the sleeper
