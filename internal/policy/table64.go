@@ -271,7 +271,8 @@ func (g *gen64) put(k uint64, v int64) {
 }
 
 // grow doubles the array, up to maxCap: once per size, as a map grows;
-// clear keeps the array, so a grown generation allocates nothing more.
+// clear keeps the array while the rate that grew it goes on, so a steady
+// generation allocates nothing more.
 func (g *gen64) grow() {
 	old := g.slots
 	defer g.mem.Free(old)
@@ -298,8 +299,7 @@ func (g *gen64) grow() {
 func (g *gen64) clear(now int64) {
 	g.start = now
 	if want := max(g.initial, slotsFor(2*g.n)); 4*want <= len(g.slots) {
-		g.mem.Free(g.slots)
-		g.slots, g.n = g.mem.Slots(want), 0
+		g.renew(want)
 		return
 	}
 	if g.n > 0 {
@@ -311,10 +311,16 @@ func (g *gen64) clear(now int64) {
 // reset empties the generation into the array it began with.
 func (g *gen64) reset(now int64) {
 	if g.grown() {
-		g.mem.Free(g.slots)
-		g.slots, g.n = g.mem.Slots(g.initial), 0
+		g.renew(g.initial)
 	}
 	g.clear(now)
+}
+
+// renew empties the generation into a fresh array of n slots and gives
+// the old one back.
+func (g *gen64) renew(n int) {
+	g.mem.Free(g.slots)
+	g.slots, g.n = g.mem.Slots(n), 0
 }
 
 func (g *gen64) grown() bool { return len(g.slots) != g.initial }
