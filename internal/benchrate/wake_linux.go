@@ -14,6 +14,9 @@ import (
 // messages: a thread on wakerCPU writes an eventfd that a thread on
 // sleeperCPU waits on in a blocking read(2), n times, gap apart; each
 // sample is from just before the write to just after the read returns.
+// The waker writes only once the sleeper has taken the last wake: on a
+// loaded machine two writes could otherwise meet in the counter, be read
+// as one, and leave the sleeper waiting for a wake that never comes.
 // With sleeperCPU idle for the gap, that includes waking its CPU from
 // halt, which a VM without a cpuidle driver pays in full. Touches no
 // namespace and needs no privilege.
@@ -26,6 +29,7 @@ func WakeLatency(wakerCPU, sleeperCPU, n int, gap time.Duration) ([]time.Duratio
 	base := time.Now()
 	var wrote atomic.Int64 // nanoseconds since base of the last write
 	var stop atomic.Bool   // the waker failed
+	var taken atomic.Int64 // wakes the sleeper has recorded
 	out := make([]time.Duration, 0, n)
 	errc := make(chan error, 1)
 	go func() { // the sleeper
@@ -39,6 +43,7 @@ func WakeLatency(wakerCPU, sleeperCPU, n int, gap time.Duration) ([]time.Duratio
 					return nil
 				}
 				out = append(out, time.Since(base)-time.Duration(wrote.Load()))
+				taken.Add(1)
 			}
 			return nil
 		})
@@ -48,8 +53,11 @@ func WakeLatency(wakerCPU, sleeperCPU, n int, gap time.Duration) ([]time.Duratio
 		werrc <- onCPU(wakerCPU, func() error {
 			one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 			ts := unix.NsecToTimespec(gap.Nanoseconds())
-			for range n {
-				_ = unix.Nanosleep(&ts, nil) // the sleeper is back in read by now
+			for i := range n {
+				_ = unix.Nanosleep(&ts, nil) // the sleeper is back in read by now, most times
+				for taken.Load() < int64(i) {
+					_ = unix.Nanosleep(&ts, nil)
+				}
 				wrote.Store(int64(time.Since(base)))
 				if _, err := unix.Write(efd, one); err != nil {
 					return fmt.Errorf("write: %w", err)

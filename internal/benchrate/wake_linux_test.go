@@ -2,6 +2,9 @@ package benchrate
 
 import (
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +41,43 @@ func TestWakeLatencySmoke(t *testing.T) {
 		if d <= 0 || d > time.Second {
 			t.Fatalf("a wake took %v", d)
 		}
+	}
+}
+
+// TestWakeLatencyUnderLoad: with every CPU busy the sleeper is late to
+// its read, so wakes come while it is still on the last one. Each must
+// still be counted once and the measurement must end (it once hung in CI
+// when two wakes met in the eventfd counter).
+func TestWakeLatencyUnderLoad(t *testing.T) {
+	cpus := allowedCPUs(t)
+	var spin atomic.Bool
+	var wg sync.WaitGroup
+	spin.Store(true)
+	for range 2 * runtime.NumCPU() {
+		wg.Go(func() {
+			for spin.Load() {
+			}
+		})
+	}
+	defer wg.Wait()
+	defer spin.Store(false)
+	done := make(chan error, 1)
+	var ds []time.Duration
+	go func() {
+		var err error
+		ds, err = WakeLatency(cpus[0], cpus[len(cpus)-1], 200, 50*time.Microsecond)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("200 wakes not taken in 30 s")
+	}
+	if len(ds) != 200 {
+		t.Fatalf("%d samples, want 200", len(ds))
 	}
 }
 
