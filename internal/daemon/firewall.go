@@ -41,7 +41,8 @@ type firewallKeeper struct {
 
 func newFirewallKeeper(cfg config.Config, ifaces []string, m *metrics.Metrics, log *slog.Logger) (*firewallKeeper, error) {
 	t, err := firewall.New(firewall.Config{Ifaces: ifaces, Group: cfg.NFLOGGroup, RatePerSecond: cfg.CaptureRate,
-		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg)})
+		Burst: cfg.CaptureBurst, SourceRatePerSecond: cfg.CaptureSourceRate, TunnelPort: tunnelFilterPort(cfg),
+		TunnelSourceRate: tunnelSourceRate, TunnelSourceBurst: tunnelSourceBurst})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,15 @@ func keySource(k *tunnelwire.KeyFile) transport.KeySource {
 	return k
 }
 
+// The kernel's per-peer-address limit in front of the tunnel socket: twice
+// the receiver's own per-peer bucket, so that bucket still decides (and
+// counts) what a peer may inject, while a flood from one address is cut
+// before it can fill the socket buffer all peers share.
+const (
+	tunnelSourceRate  = 2 * inject.DefaultPeerRate
+	tunnelSourceBurst = 2 * inject.DefaultPeerBurst
+)
+
 // tunnelFilterPort is the port the firewall filters for the tunnel
 // receiver (0: no receiver, no filter).
 func tunnelFilterPort(cfg config.Config) uint16 {
@@ -216,20 +225,25 @@ func nodeAddrs(uplinks []string, relayFor []netip.Prefix) ([]netip.Addr, error) 
 // registerTunnelFilterMetrics exports the kernel filter's drop counters as
 // gopmtud_tunnel_filtered_total{reason}, read from nftables at each scrape.
 func registerTunnelFilterMetrics(fw *firewall.Table, m *metrics.Metrics) {
-	for _, reason := range []string{"not_peer", "not_node_address"} {
+	for _, r := range []struct {
+		reason string
+		count  func(firewall.TunnelDropCounts) uint64
+	}{
+		{"not_peer", func(n firewall.TunnelDropCounts) uint64 { return n.NotPeer }},
+		{"not_node_address", func(n firewall.TunnelDropCounts) uint64 { return n.NotNodeAddr }},
+		{"peer_rate", func(n firewall.TunnelDropCounts) uint64 { return n.PeerRate }},
+	} {
 		m.Registry.MustRegister(expo.NewCounterFunc(expo.Opts{
-			Name:        "gopmtud_tunnel_filtered_total",
-			Help:        "Datagrams to the tunnel port dropped by the kernel filter before the socket: from a non-peer, or to an address that is not the node's own (a VIP).",
-			ConstLabels: map[string]string{"reason": reason},
+			Name: "gopmtud_tunnel_filtered_total",
+			Help: "Datagrams to the tunnel port dropped by the kernel filter before the socket: from a non-peer, " +
+				"to an address that is not the node's own (a VIP), or from a peer address over its rate.",
+			ConstLabels: map[string]string{"reason": r.reason},
 		}, func() float64 {
-			notPeer, notAddr, err := fw.TunnelDrops()
+			n, err := fw.TunnelDrops()
 			if err != nil {
 				return 0
 			}
-			if reason == "not_peer" {
-				return float64(notPeer)
-			}
-			return float64(notAddr)
+			return float64(r.count(n))
 		}))
 	}
 }

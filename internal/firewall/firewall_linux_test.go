@@ -229,7 +229,7 @@ func dumpAll(rules [][]expr.Any) string {
 // flushed the ruleset) brings the elements back.
 func TestTunnelFilterInNetNS(t *testing.T) {
 	fd := newNetNS(t)
-	cfg := Config{Ifaces: []string{"eth0"}, Group: 33, TunnelPort: 30042}
+	cfg := Config{Ifaces: []string{"eth0"}, Group: 33, TunnelPort: 30042, TunnelSourceRate: 200, TunnelSourceBurst: 400}
 	tab, err := New(cfg, nftables.WithNetNSFd(fd))
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,12 @@ type Config struct {
 	// UDP to this port is dropped unless it comes from a peer and goes to
 	// one of the node's own addresses.
 	TunnelPort uint16
+	// TunnelSourceRate, with TunnelPort, caps in the kernel how many
+	// datagrams per second one peer address gets to the receiver's socket,
+	// beyond a bucket of TunnelSourceBurst (0: TunnelSourceRate). One
+	// flooding (or forged) peer address then cannot fill the socket buffer
+	// that every peer's relays share. 0 means no limit.
+	TunnelSourceRate, TunnelSourceBurst uint32
 }
 
 // The per-source sets: bounded kernel memory (roughly 200 bytes per

@@ -28,6 +28,16 @@ import (
 // `fib daddr type local` limits the rules to datagrams for this host: UDP
 // to port P that the node only forwards (to a pod, to another host) is not
 // ours to judge and passes untouched.
+// With Config.TunnelSourceRate, two more rules follow, in nft's words
+//
+//	nft add set inet go-pmtud tunnel_rate4 '{ type ipv4_addr; size 16384; flags dynamic,timeout; timeout 1m; }'
+//	nft add rule inet go-pmtud prerouting udp dport P fib daddr type local update @tunnel_rate4 { ip saddr limit rate over R/second burst B packets } counter drop
+//
+// (and tunnel_rate6 with ip6 saddr): a peer address sending faster than R
+// is cut here, so it cannot fill the socket buffer all peers share. Only
+// peer sources reach these rules, so the set holds peers only; were it
+// full, the update fails, the rule stops, and the datagram passes.
+//
 // So a datagram reaches the receiver's socket only from a current peer and
 // to one of the node's own addresses (SetTunnelAddrs: not a VIP), and
 // forged or stray datagrams cost no more than a set lookup. At raw
@@ -42,14 +52,18 @@ const (
 	commentTPeers6 = "go-pmtud: tunnel port, IPv6 sources other than peers dropped"
 	commentTAddrs4 = "go-pmtud: tunnel port, IPv4 destinations other than the node's own dropped"
 	commentTAddrs6 = "go-pmtud: tunnel port, IPv6 destinations other than the node's own dropped"
+	tunnelRate4    = "tunnel_rate4"
+	tunnelRate6    = "tunnel_rate6"
+	commentTRate4  = "go-pmtud: tunnel port, an IPv4 peer over its rate dropped"
+	commentTRate6  = "go-pmtud: tunnel port, an IPv6 peer over its rate dropped"
 )
 
 // tunnelSetIDs name the sets within one batch (1 and 2 are the sources sets).
-var tunnelSetIDs = map[string]uint32{tunnelPeers4: 3, tunnelPeers6: 4, tunnelAddrs4: 5, tunnelAddrs6: 6}
+var tunnelSetIDs = map[string]uint32{tunnelPeers4: 3, tunnelPeers6: 4, tunnelAddrs4: 5, tunnelAddrs6: 6, tunnelRate4: 7, tunnelRate6: 8}
 
 func tunnelSet(table *nftables.Table, name string) *nftables.Set {
 	key := nftables.TypeIPAddr
-	if name == tunnelPeers6 || name == tunnelAddrs6 {
+	if name == tunnelPeers6 || name == tunnelAddrs6 || name == tunnelRate6 {
 		key = nftables.TypeIP6Addr
 	}
 	return &nftables.Set{Table: table, ID: tunnelSetIDs[name], Name: name, KeyType: key}
@@ -59,18 +73,55 @@ func tunnelSets(cfg Config, table *nftables.Table) []*nftables.Set {
 	if cfg.TunnelPort == 0 {
 		return nil
 	}
-	return []*nftables.Set{tunnelSet(table, tunnelPeers4), tunnelSet(table, tunnelPeers6),
+	out := []*nftables.Set{tunnelSet(table, tunnelPeers4), tunnelSet(table, tunnelPeers6),
 		tunnelSet(table, tunnelAddrs4), tunnelSet(table, tunnelAddrs6)}
+	if cfg.TunnelSourceRate == 0 {
+		return out
+	}
+	for _, s := range []*nftables.Set{tunnelSet(table, tunnelRate4), tunnelSet(table, tunnelRate6)} {
+		s.Dynamic, s.HasTimeout, s.Timeout, s.Size = true, true, SourceTimeout, SourceSetSize
+		out = append(out, s)
+	}
+	return out
 }
 
 // tunnelDropExprs is `udp dport P fib daddr type local <ip|ip6> <saddr|daddr> != @set counter drop`.
 func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
+	out, off, n := tunnelPortExprs(port, v6)
+	if dst {
+		off += n // daddr follows saddr in both headers
+	}
+	return append(out,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: set, Invert: true},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop})
+}
+
+// tunnelRateExprs is `udp dport P fib daddr type local update @set
+// { <ip|ip6> saddr limit rate over R/second burst B packets } counter drop`:
+// the limit matches only over the rate, so the rule drops the excess.
+func tunnelRateExprs(cfg Config, v6 bool, set string) []expr.Any {
+	out, off, n := tunnelPortExprs(cfg.TunnelPort, v6)
+	burst := cfg.TunnelSourceBurst
+	if burst == 0 {
+		burst = cfg.TunnelSourceRate
+	}
+	return append(out,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Dynset{SrcRegKey: 1, SetName: set, Operation: unix.NFT_DYNSET_OP_UPDATE,
+			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.TunnelSourceRate),
+				Unit: expr.LimitTimeSecond, Burst: burst, Over: true}}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop})
+}
+
+// tunnelPortExprs matches `meta nfproto <ipv4|ipv6> udp dport P fib daddr
+// type local`, and gives the source address's offset and length.
+func tunnelPortExprs(port uint16, v6 bool) (out []expr.Any, srcOff, addrLen uint32) {
 	nfproto, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
 	if v6 {
 		nfproto, off, n = unix.NFPROTO_IPV6, 8, 16
-	}
-	if dst {
-		off += n // daddr follows saddr in both headers
 	}
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
@@ -81,11 +132,7 @@ func tunnelDropExprs(port uint16, v6, dst bool, set string) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-		&expr.Lookup{SourceRegister: 1, SetName: set, Invert: true},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}
+	}, off, n
 }
 
 func tunnelRules(cfg Config, table *nftables.Table, chain *nftables.Chain) []*nftables.Rule {
@@ -96,12 +143,18 @@ func tunnelRules(cfg Config, table *nftables.Table, chain *nftables.Chain) []*nf
 	mk := func(v6, dst bool, set, comment string) *nftables.Rule {
 		return &nftables.Rule{Table: table, Chain: chain, Exprs: tunnelDropExprs(p, v6, dst, set), UserData: commentData(comment)}
 	}
-	return []*nftables.Rule{
+	out := []*nftables.Rule{
 		mk(false, false, tunnelPeers4, commentTPeers4),
 		mk(true, false, tunnelPeers6, commentTPeers6),
 		mk(false, true, tunnelAddrs4, commentTAddrs4),
 		mk(true, true, tunnelAddrs6, commentTAddrs6),
 	}
+	if cfg.TunnelSourceRate == 0 {
+		return out
+	}
+	return append(out,
+		&nftables.Rule{Table: table, Chain: chain, Exprs: tunnelRateExprs(cfg, false, tunnelRate4), UserData: commentData(commentTRate4)},
+		&nftables.Rule{Table: table, Chain: chain, Exprs: tunnelRateExprs(cfg, true, tunnelRate6), UserData: commentData(commentTRate6)})
 }
 
 // SetTunnelPeers makes the peer sets hold exactly addrs (invalid ones
@@ -185,18 +238,25 @@ func elements(addrs []netip.Addr, v6 bool) []nftables.SetElement {
 	return out
 }
 
-// TunnelDrops is how many datagrams the tunnel filter dropped since
-// Install, by rule: from non-peers, and to addresses not the node's own
-// (both families summed), from the rules' counters.
-func (t *Table) TunnelDrops() (notPeer, notNodeAddr uint64, err error) {
+// TunnelDropCounts is how many datagrams the tunnel filter dropped since
+// Install, both families summed, by rule.
+type TunnelDropCounts struct {
+	NotPeer     uint64 // from an address that is not a peer's
+	NotNodeAddr uint64 // to an address that is not the node's own
+	PeerRate    uint64 // from a peer address over TunnelSourceRate
+}
+
+// TunnelDrops reads the tunnel rules' counters.
+func (t *Table) TunnelDrops() (TunnelDropCounts, error) {
+	var n TunnelDropCounts
 	c, err := t.conn()
 	if err != nil {
-		return 0, 0, err
+		return n, err
 	}
 	table, chain, _ := objects(t.cfg)
 	rules, err := c.GetRules(table, chain)
 	if err != nil {
-		return 0, 0, fmt.Errorf("firewall: list rules: %w", err)
+		return n, fmt.Errorf("firewall: list rules: %w", err)
 	}
 	for _, r := range rules {
 		name, _ := userdata.GetString(r.UserData, userdata.TypeComment)
@@ -204,14 +264,16 @@ func (t *Table) TunnelDrops() (notPeer, notNodeAddr uint64, err error) {
 			if ctr, ok := e.(*expr.Counter); ok {
 				switch name {
 				case commentTPeers4, commentTPeers6:
-					notPeer += ctr.Packets
+					n.NotPeer += ctr.Packets
 				case commentTAddrs4, commentTAddrs6:
-					notNodeAddr += ctr.Packets
+					n.NotNodeAddr += ctr.Packets
+				case commentTRate4, commentTRate6:
+					n.PeerRate += ctr.Packets
 				}
 			}
 		}
 	}
-	return notPeer, notNodeAddr, nil
+	return n, nil
 }
 
 // sameExprs compares rule expressions as Verify needs: counters' values

@@ -48,6 +48,41 @@ func TestTunnelRuleExprs(t *testing.T) {
 	}
 }
 
+func TestTunnelRateExprs(t *testing.T) {
+	cfg := Config{Group: 33, TunnelPort: 30042, TunnelSourceRate: 200, TunnelSourceBurst: 400}
+	// udp dport 30042 fib daddr type local update @tunnel_rate6 { ip6 saddr limit rate over 200/second burst 400 packets } counter drop
+	got := tunnelRateExprs(cfg, true, tunnelRate6)
+	want := append(tunnelDropExprs(30042, true, false, tunnelPeers6)[:9],
+		&expr.Dynset{SrcRegKey: 1, SetName: "tunnel_rate6", Operation: 1, // NFT_DYNSET_OP_UPDATE
+			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 200, Unit: expr.LimitTimeSecond, Burst: 400, Over: true}}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %s\nwant %s", dump(got), dump(want))
+	}
+	if p := got[8].(*expr.Payload); p.Offset != 8 || p.Len != 16 { // ip6 saddr
+		t.Errorf("ip6 saddr payload %+v", p)
+	}
+	// The burst defaults to the rate.
+	cfg.TunnelSourceBurst = 0
+	if l := tunnelRateExprs(cfg, false, tunnelRate4)[9].(*expr.Dynset).Exprs[0].(*expr.Limit); l.Burst != 200 {
+		t.Errorf("burst %d without TunnelSourceBurst, want the rate (200)", l.Burst)
+	}
+	table, _, rules := objects(cfg)
+	if len(rules) != 8 {
+		t.Errorf("with a tunnel rate: %d rules, want 8", len(rules))
+	}
+	var dynamic []string
+	for _, s := range sets(cfg, table) {
+		if s.Dynamic {
+			dynamic = append(dynamic, s.Name)
+		}
+	}
+	if !reflect.DeepEqual(dynamic, []string{"tunnel_rate4", "tunnel_rate6"}) {
+		t.Errorf("dynamic sets %v, want the two rate sets", dynamic)
+	}
+}
+
 // TestTunnelGolden pins the batches: Install with remembered peers and
 // addresses, and a peer update (flush and add in one batch).
 func TestTunnelGolden(t *testing.T) {
@@ -62,6 +97,10 @@ func TestTunnelGolden(t *testing.T) {
 			return tab.Install()
 		}},
 		{"set-tunnel-peers.golden", func(tab *Table) error { return tab.SetTunnelPeers(peers) }},
+		{"install-tunnel-rate.golden", func(tab *Table) error {
+			tab.cfg.TunnelSourceRate, tab.cfg.TunnelSourceBurst = 200, 400
+			return tab.Install()
+		}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			var msgs []netlink.Message

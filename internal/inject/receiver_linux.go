@@ -129,6 +129,9 @@ func Open(cfg Config) (r *Receiver, err error) {
 	if err != nil {
 		return r, fmt.Errorf("inject: listening on udp port %d: %w", cfg.Port, err)
 	}
+	if err := setReceiveBuffer(r.conn, ReceiveBuffer); err != nil {
+		return r, fmt.Errorf("inject: udp port %d: receive buffer: %w", cfg.Port, err)
+	}
 	r.metrics = newMetrics(cfg.Registerer)
 	return r, nil
 }
@@ -477,4 +480,28 @@ func (r *Receiver) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ReceiveBuffer is the tunnel socket's receive buffer. It holds the bursts
+// the kernel's per-peer limit lets through (a few hundred datagrams per
+// peer) while the receiver is descheduled; the default (about 200 KiB,
+// a few hundred datagrams in all) overflowed under one peer's flood. Memory
+// is only used while datagrams wait.
+const ReceiveBuffer = 4 << 20
+
+// setReceiveBuffer sets SO_RCVBUFFORCE (CAP_NET_ADMIN, which the TUN device
+// needs anyway), so net.core.rmem_max does not cap it; without the
+// capability it falls back to SO_RCVBUF, capped.
+func setReceiveBuffer(c *net.UDPConn, n int) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+	return errors.Join(err, serr)
 }

@@ -362,6 +362,14 @@ func TestReceiverDeviceLifetime(t *testing.T) {
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("Err before Run = %v", err)
 	}
+	// The receive buffer is ours, past net.core.rmem_max (the kernel
+	// reports twice what was set).
+	raw, _ := r.conn.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err != nil || n < ReceiveBuffer {
+			t.Errorf("receive buffer %d (%v), want at least %d", n, err, ReceiveBuffer)
+		}
+	})
 	r.Close()
 	if out, err := exec.Command("ip", "-n", l.r, "link", "show", DefaultDevice).CombinedOutput(); err == nil {
 		t.Errorf("%s still there after Close:\n%s", DefaultDevice, out)
