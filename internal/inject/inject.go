@@ -79,7 +79,7 @@ type metrics struct {
 	byResult [numResults]*expo.Counter
 }
 
-func newMetrics(reg *expo.Registry) *metrics {
+func newMetrics(reg *expo.Registry, socketDrops func() uint64) *metrics {
 	vec := expo.NewCounterVec(expo.Opts{
 		Name: "gopmtud_tunnel_received_total",
 		Help: "Tunnel datagrams received from peers, by what became of them (injected into the TUN device, or why not).",
@@ -89,7 +89,10 @@ func newMetrics(reg *expo.Registry) *metrics {
 		m.byResult[r] = vec.WithLabelValues(r.String())
 	}
 	if reg != nil {
-		reg.MustRegister(vec)
+		reg.MustRegister(vec, expo.NewCounterFunc(expo.Opts{
+			Name: "gopmtud_tunnel_socket_drops_total",
+			Help: "Tunnel datagrams the kernel dropped at the receiver's socket, its buffer full: lost before any check.",
+		}, func() float64 { return float64(socketDrops()) }))
 	}
 	return m
 }

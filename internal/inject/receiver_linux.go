@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -70,6 +71,8 @@ type Receiver struct {
 	cfg     Config
 	log     *slog.Logger
 	conn    *net.UDPConn
+	raw     syscall.RawConn // conn's, kept for SocketDrops after Close
+	drops   atomic.Uint64   // the last socket drop count read
 	tun     *os.File
 	ctl     int // AF_INET socket for interface ioctls, in the device's namespace
 	ifindex int
@@ -132,8 +135,21 @@ func Open(cfg Config) (r *Receiver, err error) {
 	if err := setReceiveBuffer(r.conn, ReceiveBuffer); err != nil {
 		return r, fmt.Errorf("inject: udp port %d: receive buffer: %w", cfg.Port, err)
 	}
-	r.metrics = newMetrics(cfg.Registerer)
+	if r.raw, err = r.conn.SyscallConn(); err != nil {
+		return r, err
+	}
+	r.metrics = newMetrics(cfg.Registerer, r.SocketDrops)
 	return r, nil
+}
+
+// SocketDrops is how many datagrams the kernel dropped at the socket (its
+// receive buffer full): relays lost before the gate could see them. After
+// Close it keeps the last count read.
+func (r *Receiver) SocketDrops() uint64 {
+	if n, err := socketDrops(r.raw); err == nil {
+		r.drops.Store(n)
+	}
+	return r.drops.Load()
 }
 
 // openDevice creates the TUN device (IFF_TUN|IFF_NO_PI: we write bare IP
