@@ -4,11 +4,9 @@ package relay_test
 
 import (
 	"encoding/hex"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,40 +293,3 @@ func filterDrops(t *testing.T, d *testnet.Daemon) float64 {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
-// udpDrops sums the drop counts (a full receive buffer) of the UDP sockets
-// bound to port in namespace ns, IPv4 and IPv6, from /proc/net/udp{,6}.
-func udpDrops(t *testing.T, ns string, port int) uint64 {
-	t.Helper()
-	var total uint64
-	err := netnsutil.DoNamed(ns, func() error {
-		for _, f := range []string{"udp", "udp6"} {
-			b, err := os.ReadFile("/proc/thread-self/net/" + f) // this thread's namespace
-			if err != nil {
-				return err
-			}
-			total += sumUDPDrops(string(b), port)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return total
-}
-
-// sumUDPDrops reads a /proc/net/udp table: local address (hex, ":PORT")
-// is the second field, drops the last.
-func sumUDPDrops(table string, port int) uint64 {
-	var total uint64
-	suffix := fmt.Sprintf(":%04X", port)
-	for _, l := range strings.Split(table, "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) < 13 || !strings.HasSuffix(f[1], suffix) {
-			continue
-		}
-		n, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
-		total += n
-	}
-	return total
-}
