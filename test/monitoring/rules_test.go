@@ -109,10 +109,12 @@ func TestAlertsUseExportedMetrics(t *testing.T) {
 			exported[name+suffix] = true
 		}
 	}
-	// Registered outside metrics.New: the capture counters (daemon) and the
-	// Node watch's (peers/kube).
+	// Registered outside metrics.New: the capture counters and the tunnel
+	// filter's (daemon), the Node watch's (peers/kube) and the tunnel
+	// receiver's (inject; test/relay scrapes them from a daemon).
 	for _, n := range []string{"gopmtud_capture_lost_total", "gopmtud_capture_overruns_total", "gopmtud_capture_restarts_total",
-		"gopmtud_kubernetes_last_sync_timestamp_seconds", "gopmtud_kubernetes_synced"} {
+		"gopmtud_kubernetes_last_sync_timestamp_seconds", "gopmtud_kubernetes_synced",
+		"gopmtud_tunnel_filtered_total", "gopmtud_tunnel_received_total", "gopmtud_tunnel_socket_drops_total"} {
 		exported[n] = true
 	}
 	name := regexp.MustCompile(`\b(gopmtud_[a-z0-9_]+|process_[a-z_]+|up)\b`)
