@@ -14,7 +14,8 @@ import (
 )
 
 // The tunnel receiver's filter: four sets and four rules in the same chain,
-// after the ICMP rules (they only drop, so their order does not matter):
+// after the ICMP rules (they only drop, so that order does not matter), and
+// two more of each with Config.TunnelSourceRate (last, below):
 //
 //	nft add set inet go-pmtud tunnel_peers4 '{ type ipv4_addr; }'
 //	nft add set inet go-pmtud tunnel_peers6 '{ type ipv6_addr; }'
