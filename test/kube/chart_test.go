@@ -282,7 +282,8 @@ func TestChartMonitoringObjects(t *testing.T) {
 				}
 			}
 			for _, m := range []string{"gopmtud_messages_relayed_total", "gopmtud_packets_dropped_total", "gopmtud_relay_latency_seconds_bucket",
-				"gopmtud_capture_lost_total", "gopmtud_peers", "gopmtud_frames_sent_total", "gopmtud_send_errors_total"} {
+				"gopmtud_capture_lost_total", "gopmtud_peers", "gopmtud_frames_sent_total", "gopmtud_send_errors_total",
+				"gopmtud_tunnel_received_total", "gopmtud_tunnel_filtered_total", "gopmtud_tunnel_socket_drops_total"} {
 				if !strings.Contains(exprs, m) {
 					t.Errorf("dashboard has no panel on %s", m)
 				}
