@@ -339,16 +339,24 @@ func TestReceiverInjects(t *testing.T) {
 	}
 }
 
-// TestReceiverDeviceLifetime: the device exists while the receiver is open
-// and is gone after Close; a second receiver cannot take the same name.
-func TestReceiverDeviceLifetime(t *testing.T) {
-	l := newTestLab(t)
+// openUnread opens a receiver (insecure, no peers) in namespace ns and
+// does not run it: nothing reads its socket.
+func openUnread(t *testing.T, ns string) *Receiver {
+	t.Helper()
 	var r *Receiver
-	in(t, l.r, func() error {
+	in(t, ns, func() error {
 		var err error
 		r, err = Open(Config{Port: testPort, Peer: noPeer, Insecure: true})
 		return err
 	})
+	return r
+}
+
+// TestReceiverDeviceLifetime: the device exists while the receiver is open
+// and is gone after Close; a second receiver cannot take the same name.
+func TestReceiverDeviceLifetime(t *testing.T) {
+	l := newTestLab(t)
+	r := openUnread(t, l.r)
 	in(t, l.r, func() error {
 		r2, err := Open(Config{Port: testPort + 1, Peer: noPeer, Insecure: true})
 		if err == nil {

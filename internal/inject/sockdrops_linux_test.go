@@ -13,12 +13,7 @@ import (
 // dual-stack), and the count stays readable after Close.
 func TestSocketDrops(t *testing.T) {
 	l := newTestLab(t)
-	var r *Receiver
-	in(t, l.r, func() error {
-		var err error
-		r, err = Open(Config{Port: testPort, Peer: noPeer, Insecure: true})
-		return err
-	})
+	r := openUnread(t, l.r)
 	defer r.Close()
 	if n := r.SocketDrops(); n != 0 {
 		t.Fatalf("%d drops before any datagram", n)
