@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/go-pmtud/go-pmtud/internal/netnsutil"
+	"github.com/go-pmtud/go-pmtud/internal/sockopt"
 )
 
 // Receive batching: one recvmmsg(2) takes up to rxBatch datagrams (one
@@ -70,7 +71,7 @@ func openNFSock(nsFd int, group uint16, rcvbuf int) (*nfsock, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("capture: bind netlink socket: %w", err)
 	}
-	if err := setRcvbuf(fd, rcvbuf); err != nil {
+	if err := sockopt.SetReceiveBuffer(fd, rcvbuf); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("capture: nflog group %d: set receive buffer to %d: %w", group, rcvbuf, err)
 	}
@@ -100,15 +101,6 @@ func openNFSock(nsFd int, group uint16, rcvbuf int) (*nfsock, error) {
 }
 
 func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
-
-// setRcvbuf sets SO_RCVBUFFORCE (needs CAP_NET_ADMIN, which binding an
-// NFLOG group needs anyway) and falls back to SO_RCVBUF, capped by rmem_max.
-func setRcvbuf(fd, n int) error {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) == nil {
-		return nil
-	}
-	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
-}
 
 func (s *nfsock) initBuffers() {
 	s.hdrs = make([]unix.Mmsghdr, rxBatch)

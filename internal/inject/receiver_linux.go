@@ -22,6 +22,7 @@ import (
 	"github.com/go-pmtud/go-pmtud/internal/lograte"
 	"github.com/go-pmtud/go-pmtud/internal/metrics/expo"
 	"github.com/go-pmtud/go-pmtud/internal/ptb"
+	"github.com/go-pmtud/go-pmtud/internal/sockopt"
 )
 
 // DefaultDevice is the TUN device's name (--tunnel-device).
@@ -132,11 +133,11 @@ func Open(cfg Config) (r *Receiver, err error) {
 	if err != nil {
 		return r, fmt.Errorf("inject: listening on udp port %d: %w", cfg.Port, err)
 	}
-	if err := setReceiveBuffer(r.conn, ReceiveBuffer); err != nil {
-		return r, fmt.Errorf("inject: udp port %d: receive buffer: %w", cfg.Port, err)
-	}
 	if r.raw, err = r.conn.SyscallConn(); err != nil {
 		return r, err
+	}
+	if err := control(r.raw, func(fd int) error { return sockopt.SetReceiveBuffer(fd, ReceiveBuffer) }); err != nil {
+		return r, fmt.Errorf("inject: udp port %d: receive buffer: %w", cfg.Port, err)
 	}
 	r.metrics = newMetrics(cfg.Registerer, r.SocketDrops)
 	return r, nil
@@ -146,10 +147,20 @@ func Open(cfg Config) (r *Receiver, err error) {
 // receive buffer full): relays lost before the gate could see them. After
 // Close it keeps the last count read.
 func (r *Receiver) SocketDrops() uint64 {
-	if n, err := socketDrops(r.raw); err == nil {
+	var n uint64
+	if control(r.raw, func(fd int) (err error) { n, err = sockopt.Drops(fd); return err }) == nil {
 		r.drops.Store(n)
 	}
 	return r.drops.Load()
+}
+
+// control runs f on raw's descriptor, and returns f's error or Control's.
+func control(raw syscall.RawConn, f func(fd int) error) error {
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // openDevice creates the TUN device (IFF_TUN|IFF_NO_PI: we write bare IP
@@ -504,20 +515,3 @@ func (r *Receiver) Close() error {
 // a few hundred datagrams in all) overflowed under one peer's flood. Memory
 // is only used while datagrams wait.
 const ReceiveBuffer = 4 << 20
-
-// setReceiveBuffer sets SO_RCVBUFFORCE (CAP_NET_ADMIN, which the TUN device
-// needs anyway), so net.core.rmem_max does not cap it; without the
-// capability it falls back to SO_RCVBUF, capped.
-func setReceiveBuffer(c *net.UDPConn, n int) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
-		}
-	})
-	return errors.Join(err, serr)
-}
