@@ -137,6 +137,15 @@ func sourceExprs(cfg Config, v6 bool) []expr.Any {
 	if v6 {
 		off, n, set = 8, 16, sourceSet6
 	}
+	return perSourceLimit(set, off, n, cfg.SourceRatePerSecond, cfg.SourceRatePerSecond, false)
+}
+
+// perSourceLimit is `update @set { <saddr at off, n bytes> limit rate
+// [over] R/second burst B packets }`: a bucket per source address in a
+// dynamic set (sourceSet). Without over the rule breaks when the source's
+// bucket is empty; with over, while it is not. Either way it breaks when
+// the set is full.
+func perSourceLimit(set string, off, n, rate, burst uint32, over bool) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Dynset{
@@ -145,9 +154,10 @@ func sourceExprs(cfg Config, v6 bool) []expr.Any {
 			Operation: unix.NFT_DYNSET_OP_UPDATE,
 			Exprs: []expr.Any{&expr.Limit{
 				Type:  expr.LimitTypePkts,
-				Rate:  uint64(cfg.SourceRatePerSecond),
+				Rate:  uint64(rate),
 				Unit:  expr.LimitTimeSecond,
-				Burst: cfg.SourceRatePerSecond,
+				Burst: burst,
+				Over:  over,
 			}},
 		},
 	}
@@ -246,12 +256,16 @@ func sets(cfg Config, table *nftables.Table) []*nftables.Set {
 	}
 	// Fixed IDs (they only name the set within one batch): the library
 	// would otherwise draw them from a process-wide counter.
-	mk := func(id uint32, name string, key nftables.SetDatatype) *nftables.Set {
-		return &nftables.Set{Table: table, ID: id, Name: name, KeyType: key, Dynamic: true,
-			HasTimeout: true, Timeout: SourceTimeout, Size: SourceSetSize}
-	}
-	return append([]*nftables.Set{mk(1, sourceSet4, nftables.TypeIPAddr), mk(2, sourceSet6, nftables.TypeIP6Addr)},
+	return append([]*nftables.Set{sourceSet(table, 1, sourceSet4, nftables.TypeIPAddr), sourceSet(table, 2, sourceSet6, nftables.TypeIP6Addr)},
 		tunnelSets(cfg, table)...)
+}
+
+// sourceSet is a dynamic set of source addresses for perSourceLimit:
+// bounded (SourceSetSize), each address forgotten SourceTimeout after it
+// was last seen.
+func sourceSet(table *nftables.Table, id uint32, name string, key nftables.SetDatatype) *nftables.Set {
+	return &nftables.Set{Table: table, ID: id, Name: name, KeyType: key, Dynamic: true,
+		HasTimeout: true, Timeout: SourceTimeout, Size: SourceSetSize}
 }
 
 func commentData(s string) []byte {

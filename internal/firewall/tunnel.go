@@ -64,7 +64,7 @@ var tunnelSetIDs = map[string]uint32{tunnelPeers4: 3, tunnelPeers6: 4, tunnelAdd
 
 func tunnelSet(table *nftables.Table, name string) *nftables.Set {
 	key := nftables.TypeIPAddr
-	if name == tunnelPeers6 || name == tunnelAddrs6 || name == tunnelRate6 {
+	if name == tunnelPeers6 || name == tunnelAddrs6 {
 		key = nftables.TypeIP6Addr
 	}
 	return &nftables.Set{Table: table, ID: tunnelSetIDs[name], Name: name, KeyType: key}
@@ -79,11 +79,8 @@ func tunnelSets(cfg Config, table *nftables.Table) []*nftables.Set {
 	if cfg.TunnelSourceRate == 0 {
 		return out
 	}
-	for _, s := range []*nftables.Set{tunnelSet(table, tunnelRate4), tunnelSet(table, tunnelRate6)} {
-		s.Dynamic, s.HasTimeout, s.Timeout, s.Size = true, true, SourceTimeout, SourceSetSize
-		out = append(out, s)
-	}
-	return out
+	return append(out, sourceSet(table, tunnelSetIDs[tunnelRate4], tunnelRate4, nftables.TypeIPAddr),
+		sourceSet(table, tunnelSetIDs[tunnelRate6], tunnelRate6, nftables.TypeIP6Addr))
 }
 
 // tunnelDropExprs is `udp dport P fib daddr type local <ip|ip6> <saddr|daddr> != @set counter drop`.
@@ -108,13 +105,8 @@ func tunnelRateExprs(cfg Config, v6 bool, set string) []expr.Any {
 	if burst == 0 {
 		burst = cfg.TunnelSourceRate
 	}
-	return append(out,
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-		&expr.Dynset{SrcRegKey: 1, SetName: set, Operation: unix.NFT_DYNSET_OP_UPDATE,
-			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.TunnelSourceRate),
-				Unit: expr.LimitTimeSecond, Burst: burst, Over: true}}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop})
+	out = append(out, perSourceLimit(set, off, n, cfg.TunnelSourceRate, burst, true)...)
+	return append(out, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 }
 
 // tunnelPortExprs matches `meta nfproto <ipv4|ipv6> udp dport P fib daddr
