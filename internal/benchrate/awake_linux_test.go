@@ -1,7 +1,6 @@
 package benchrate
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"strconv"
@@ -24,18 +23,19 @@ func TestKeepCPUsAwakeStopsItsLoops(t *testing.T) {
 	// (timeout); other busy loops on the machine are not counted. Groups
 	// are learned while their leaders live, to be recognised after stop.
 	ours := map[string]bool{}
+	me := strconv.Itoa(os.Getpid())
 	loops := func() (n int, idle bool) {
-		out, _ := exec.Command("ps", "-eo", "cls=,pgid=,args=").Output()
+		out, _ := exec.Command("ps", "-eo", "cls=,pgid=,pid=,ppid=,args=").Output()
+		lines := strings.Split(string(out), "\n")
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) > 3 && f[3] == me {
+				ours[f[2]] = true // a child of ours, so maybe a group leader
+			}
+		}
 		idle = true
-		for _, l := range strings.Split(string(out), "\n") {
+		for _, l := range lines {
 			f := strings.Fields(l)
-			if len(f) < 3 || f[2] != "sh" || !strings.Contains(l, "while :; do :; done") {
-				continue
-			}
-			if !ours[f[1]] && parentOf(f[1]) == os.Getpid() {
-				ours[f[1]] = true
-			}
-			if ours[f[1]] {
+			if len(f) > 4 && f[4] == "sh" && strings.Contains(l, "while :; do :; done") && ours[f[1]] {
 				n++
 				idle = idle && f[0] == "IDL"
 			}
@@ -64,18 +64,4 @@ func TestKeepCPUsAwakeStopsItsLoops(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// parentOf is the parent pid of process pid, or 0 if it is gone.
-func parentOf(pid string) int {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])) // state ppid ...
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
